@@ -1,0 +1,297 @@
+"""Alerts: quote updates from the DynamoDB stream -> rule crossings -> SNS messages, exactly once.
+
+For one batch of stream records:
+
+1. load the rules of every symbol in the batch (with their armed/fired state);
+2. evaluate each rule on every trade of every update, in order (`rules.apply_update`), which gives
+   the firings, each with a deterministic `alert_id`;
+3. look up the alert-history items of those firings: a firing already recorded was published by an
+   earlier attempt and is not published again;
+4. publish the rest with PublishBatch, then record each published firing as a history item;
+5. save each rule's state as of just before its first firing that is not yet recorded, and report
+   the stream record of that update as the first failure, so Lambda redelivers from there.
+
+A redelivered record therefore neither publishes twice (step 3) nor loses an alert (state is only
+saved past firings that are recorded). The one gap no standard SNS topic can close: if SNS accepts
+a message and the history write then fails even after retries, the retry publishes it again. That
+is a duplicate, never a loss.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tickwatch_core import items
+from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
+from tickwatch_core.config import AlertsSettings
+from tickwatch_core.dynamodb import batch_get, batch_put
+from tickwatch_core.rule_store import load_rules
+from tickwatch_core.rules import (
+    Direction,
+    Firing,
+    QuoteUpdate,
+    RuleState,
+    apply_updates,
+    format_decimal,
+    format_duration,
+)
+from tickwatch_core.ticks import format_timestamp
+
+PUBLISH_BATCH_LIMIT = 10
+SUBJECT_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class StreamQuoteUpdate:
+    """A quote update and the DynamoDB stream record that carried it."""
+
+    stream_sequence: str
+    update: QuoteUpdate
+
+
+@dataclass(slots=True)
+class AlertsReport:
+    updates: int = 0
+    rules_evaluated: int = 0
+    firings: int = 0
+    published: int = 0
+    already_published: int = 0
+    rules_saved: int = 0
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (what, error, stream sequence)
+
+    @property
+    def first_failed_sequence(self) -> str | None:
+        if not self.failures:
+            return None
+        return min((sequence for _, _, sequence in self.failures), key=int)
+
+
+def quote_update_from_image(image: Mapping[str, Any]) -> QuoteUpdate:
+    """The update a quote item's NEW image describes (see `items.quote_to_item`)."""
+    return QuoteUpdate(
+        symbol=image["symbol"],
+        update_seq=image["applied_seq"],
+        trades=items.decode_trades(image.get("trades", "")),
+    )
+
+
+def alert_message(firing: Firing) -> tuple[str, str]:
+    """Subject and body of the e-mail a subscriber receives."""
+    rule = firing.rule
+    verb = "rose to" if rule.direction is Direction.ABOVE else "fell to"
+    side = "at or above" if rule.direction is Direction.ABOVE else "at or below"
+    price, threshold = format_decimal(firing.price), format_decimal(rule.threshold)
+    when = firing.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    subject = f"tickwatch: {rule.symbol} {verb} {price} ({rule.direction.value} {threshold})"[:SUBJECT_LIMIT]
+    lines = [
+        f"{rule.symbol} traded at {price}, {side} your threshold of {threshold}.",
+        "",
+        f"Symbol:     {rule.symbol}",
+        f"Direction:  {rule.direction.value}",
+        f"Threshold:  {threshold}",
+        f"Price:      {price}",
+        f"Time:       {when}",
+        f"Rule:       {rule.rule_id}",
+    ]
+    if rule.cooldown:
+        lines.append(f"Cooldown:   {format_duration(rule.cooldown)}")
+    lines += [
+        "",
+        f"The rule is now disarmed. It re-arms when {rule.symbol} trades "
+        + ("below" if rule.direction is Direction.ABOVE else "above")
+        + f" {threshold}"
+        + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else "."),
+        f"Alert id: {firing.alert_id}",
+    ]
+    return subject, "\n".join(lines) + "\n"
+
+
+class AlertDispatcher:
+    """Evaluates rules on quote updates and publishes alerts. Clients are injectable."""
+
+    def __init__(
+        self,
+        settings: AlertsSettings,
+        clients: AwsClients | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.clients = clients or AwsClients()
+        self.clock = clock
+
+    def process(self, updates: Sequence[StreamQuoteUpdate]) -> AlertsReport:
+        report = AlertsReport(updates=len(updates))
+        batch = _Batch(
+            report, {(entry.update.symbol, entry.update.update_seq): entry.stream_sequence for entry in updates}
+        )
+        by_symbol: dict[str, list[StreamQuoteUpdate]] = defaultdict(list)
+        for entry in updates:
+            by_symbol[entry.update.symbol].append(entry)
+
+        # 1-2: evaluate every rule on its symbol's updates.
+        evaluations: list[_RuleEvaluation] = []
+        for symbol, entries in by_symbol.items():
+            try:
+                stored_rules = load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
+            except AWS_ERRORS as error:
+                report.failures.append((f"rules of {symbol}", describe_aws_error(error), entries[0].stream_sequence))
+                continue
+            for stored in stored_rules:
+                results = apply_updates(stored.rule, stored.state, [entry.update for entry in entries])
+                evaluations.append(
+                    _RuleEvaluation(stored.rule.rule_id, stored.rule.symbol, stored.state, entries, results)
+                )
+        report.rules_evaluated = len(evaluations)
+        firings = [
+            firing
+            for evaluation in evaluations
+            for _, update_firings in evaluation.results
+            for firing in update_firings
+        ]
+        report.firings = len(firings)
+
+        # 3-4: publish what no earlier attempt recorded, then record it.
+        recorded = self._recorded_alert_ids(firings, batch)
+        if recorded is not None:
+            report.already_published = len(recorded)
+            recorded |= self._publish_and_record([f for f in firings if f.alert_id not in recorded], batch)
+
+        # 5: save rule states up to the first unrecorded firing.
+        for evaluation in evaluations:
+            self._save_rule_state(evaluation, recorded or set(), report)
+        return report
+
+    def _recorded_alert_ids(self, firings: Sequence[Firing], batch: _Batch) -> set[str] | None:
+        if not firings:
+            return set()
+        try:
+            found = batch_get(self.clients.dynamodb, self.settings.table_name, [items.alert_key(f) for f in firings])
+        except AWS_ERRORS as error:
+            # Without knowing what was published, publishing could duplicate: retry the batch.
+            for firing in firings:
+                batch.fail("alert history lookup", error, firing)
+            return None
+        return {values["alert_id"] for values in found.values()}
+
+    def _publish_and_record(self, firings: Sequence[Firing], batch: _Batch) -> set[str]:
+        published: list[tuple[Firing, str]] = []
+        for start in range(0, len(firings), PUBLISH_BATCH_LIMIT):
+            chunk = firings[start : start + PUBLISH_BATCH_LIMIT]
+            published += self._publish_chunk(chunk, batch)
+        if not published:
+            return set()
+        now = self.clock()
+        history = [
+            items.alert_to_item(
+                firing, published_at=now, message_id=message_id, retention=self.settings.alert_history_retention
+            )
+            for firing, message_id in published
+        ]
+        try:
+            batch_put(self.clients.dynamodb, self.settings.table_name, history)
+        except AWS_ERRORS as error:
+            for firing, _ in published:
+                batch.fail(f"alert history {firing.alert_id}", error, firing)
+            return set()
+        batch.report.published += len(published)
+        return {firing.alert_id for firing, _ in published}
+
+    def _publish_chunk(self, chunk: Sequence[Firing], batch: _Batch) -> list[tuple[Firing, str]]:
+        entries = []
+        for index, firing in enumerate(chunk):
+            subject, body = alert_message(firing)
+            entries.append(
+                {
+                    "Id": str(index),
+                    "Subject": subject,
+                    "Message": body,
+                    "MessageAttributes": {
+                        "symbol": {"DataType": "String", "StringValue": firing.rule.symbol},
+                        "rule_id": {"DataType": "String", "StringValue": firing.rule.rule_id},
+                        "direction": {"DataType": "String", "StringValue": firing.rule.direction.value},
+                    },
+                }
+            )
+        try:
+            response = self.clients.sns.publish_batch(
+                TopicArn=self.settings.alert_topic_arn, PublishBatchRequestEntries=entries
+            )
+        except AWS_ERRORS as error:
+            for firing in chunk:
+                batch.fail(f"publish {firing.alert_id}", error, firing)
+            return []
+        for failed in response.get("Failed", []):
+            firing = chunk[int(failed["Id"])]
+            batch.fail(
+                f"publish {firing.alert_id}", f"{failed.get('Code', 'Unknown')}: {failed.get('Message', '')}", firing
+            )
+        return [(chunk[int(entry["Id"])], entry["MessageId"]) for entry in response.get("Successful", [])]
+
+    def _save_rule_state(self, evaluation: _RuleEvaluation, recorded: set[str], report: AlertsReport) -> None:
+        state_to_save = evaluation.stored_state
+        first_changed: StreamQuoteUpdate | None = None
+        for entry, (state_after, firings) in zip(evaluation.entries, evaluation.results, strict=True):
+            if any(firing.alert_id not in recorded for firing in firings):
+                break  # already reported as a failure at this update; redelivery resumes here
+            if state_after != state_to_save and first_changed is None:
+                first_changed = entry
+            state_to_save = state_after
+        if first_changed is None:
+            return
+        try:
+            self._write_rule_state(evaluation, state_to_save)
+        except AWS_ERRORS as error:
+            report.failures.append(
+                (f"rule {evaluation.rule_id}", describe_aws_error(error), first_changed.stream_sequence)
+            )
+            return
+        report.rules_saved += 1
+
+    def _write_rule_state(self, evaluation: _RuleEvaluation, state: RuleState) -> None:
+        names = {"#armed": "armed", "#seq": "state_seq"}
+        values: dict[str, Any] = {":armed": {"BOOL": state.armed}, ":seq": {"S": state.state_seq}}
+        assignments = ["#armed = :armed", "#seq = :seq"]
+        if state.last_fired_at is not None:
+            names["#fired"] = "last_fired_at"
+            values[":fired"] = {"S": format_timestamp(state.last_fired_at)}
+            assignments.append("#fired = :fired")
+        if evaluation.stored_state.state_seq is None:
+            condition = "attribute_exists(pk) AND attribute_not_exists(#seq)"
+        else:
+            condition = "attribute_exists(pk) AND #seq = :previous"
+            values[":previous"] = {"S": evaluation.stored_state.state_seq}
+        self.clients.dynamodb.update_item(
+            TableName=self.settings.table_name,
+            Key=items.rule_key(evaluation.symbol, evaluation.rule_id),
+            UpdateExpression="SET " + ", ".join(assignments),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """The report of one batch, and which stream record carried each quote update."""
+
+    report: AlertsReport
+    stream_sequence_of_update: dict[tuple[str, str], str]
+
+    def fail(self, what: str, error: Exception | str, firing: Firing) -> None:
+        """Record that `firing` is not delivered yet; Lambda must redeliver from its stream record."""
+        reason = error if isinstance(error, str) else describe_aws_error(error)
+        sequence = self.stream_sequence_of_update[(firing.rule.symbol, firing.update_seq)]
+        self.report.failures.append((what, reason, sequence))
+
+
+@dataclass(frozen=True, slots=True)
+class _RuleEvaluation:
+    rule_id: str
+    symbol: str
+    stored_state: RuleState
+    entries: list[StreamQuoteUpdate]
+    results: list[tuple[RuleState, list[Firing]]]

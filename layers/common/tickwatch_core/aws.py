@@ -1,0 +1,61 @@
+"""boto3 clients: created lazily, once per container, and replaceable by tests and the local stack."""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+# Standard retry mode retries throttling and 5xx with jittered backoff; three attempts keep a
+# throttled batch well inside the function timeout before it is reported as a partial failure.
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 3},
+    connect_timeout=5,
+    read_timeout=10,
+    max_pool_connections=32,
+)
+
+
+class AwsClients:
+    """Holds one client per service. `AwsClients(s3=fake)` injects a client for that service."""
+
+    def __init__(self, **clients: Any) -> None:
+        self._clients: dict[str, Any] = dict(clients)
+        self._lock = threading.Lock()
+
+    def __getattr__(self, service: str) -> Any:
+        if service.startswith("_"):
+            raise AttributeError(service)
+        return self.get(service)
+
+    def get(self, service: str) -> Any:
+        client = self._clients.get(service)
+        if client is None:
+            with self._lock:
+                client = self._clients.get(service)
+                if client is None:
+                    client = self._clients[service] = create_client(service)
+        return client
+
+
+def create_client(service: str) -> Any:
+    """A client that honours AWS_ENDPOINT_URL when it is set (and not empty) for a local emulator."""
+    endpoint_url = os.environ.get("AWS_ENDPOINT_URL") or None
+    return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+
+
+# What an AWS call raises when the service or the network fails (throttling, 5xx, timeouts,
+# conditional check failures). Anything else is a bug and must fail the invocation loudly.
+AWS_ERRORS = (ClientError, BotoCoreError)
+
+
+def describe_aws_error(error: Exception) -> str:
+    """One line: the error code and message."""
+    if isinstance(error, ClientError):
+        details = error.response.get("Error", {})
+        return f"{details.get('Code', 'Unknown')}: {details.get('Message', '')}".rstrip(": ")
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,58 @@
+"""Settings of each function, read once from the environment the template sets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+class ConfigurationError(RuntimeError):
+    """An environment variable the template should have set is missing or malformed."""
+
+
+def _required(environ: Mapping[str, str], name: str) -> str:
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"environment variable {name} is not set; template.yaml sets it for the function")
+    return value
+
+
+def _days(environ: Mapping[str, str], name: str) -> timedelta:
+    text = _required(environ, name)
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigurationError(f"environment variable {name}={text!r} is not a whole number of days above zero")
+    return timedelta(days=int(text))
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    raw_bucket: str
+    table_name: str
+    bar_retention: timedelta
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ProcessorSettings:
+        environ = os.environ if environ is None else environ
+        return cls(
+            raw_bucket=_required(environ, "RAW_BUCKET"),
+            table_name=_required(environ, "TABLE_NAME"),
+            bar_retention=_days(environ, "BAR_RETENTION_DAYS"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsSettings:
+    table_name: str
+    alert_topic_arn: str
+    alert_history_retention: timedelta
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> AlertsSettings:
+        environ = os.environ if environ is None else environ
+        return cls(
+            table_name=_required(environ, "TABLE_NAME"),
+            alert_topic_arn=_required(environ, "ALERT_TOPIC_ARN"),
+            alert_history_retention=_days(environ, "ALERT_HISTORY_DAYS"),
+        )

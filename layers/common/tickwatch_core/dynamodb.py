@@ -1,0 +1,67 @@
+"""Batched DynamoDB reads and writes that finish the work DynamoDB hands back as unprocessed."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tickwatch_core import items
+
+BATCH_GET_LIMIT = 100
+BATCH_WRITE_LIMIT = 25
+_ATTEMPTS = 5
+
+
+class UnprocessedItemsError(ClientError):
+    """DynamoDB still returned unprocessed keys or items after every retry."""
+
+    def __init__(self, operation: str, count: int) -> None:
+        super().__init__(
+            {"Error": {"Code": "UnprocessedItems", "Message": f"{count} still unprocessed after {_ATTEMPTS} attempts"}},
+            operation,
+        )
+
+
+def batch_get(client: Any, table_name: str, keys: Sequence[items.Key]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Consistent reads of `keys`; returns deserialized items by (pk, sk), absent keys left out."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for start in range(0, len(keys), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {
+            table_name: {"Keys": list(keys[start : start + BATCH_GET_LIMIT]), "ConsistentRead": True}
+        }
+        for attempt in range(_ATTEMPTS):
+            response = client.batch_get_item(RequestItems=request)
+            for item in response.get("Responses", {}).get(table_name, []):
+                found[items.key_of(item)] = items.deserialize(item)
+            request = response.get("UnprocessedKeys") or {}
+            if not request:
+                break
+            _back_off(attempt)
+        else:
+            raise UnprocessedItemsError("BatchGetItem", len(request[table_name]["Keys"]))
+    return found
+
+
+def batch_put(client: Any, table_name: str, new_items: Sequence[dict[str, Any]]) -> None:
+    """Unconditional puts, 25 a call, retrying what DynamoDB hands back unprocessed."""
+    for start in range(0, len(new_items), BATCH_WRITE_LIMIT):
+        request: dict[str, Any] = {
+            table_name: [{"PutRequest": {"Item": item}} for item in new_items[start : start + BATCH_WRITE_LIMIT]]
+        }
+        for attempt in range(_ATTEMPTS):
+            response = client.batch_write_item(RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                break
+            _back_off(attempt)
+        else:
+            raise UnprocessedItemsError("BatchWriteItem", len(request[table_name]))
+
+
+def _back_off(attempt: int) -> None:
+    # Full jitter, as DynamoDB's guidance for unprocessed items suggests.
+    time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))

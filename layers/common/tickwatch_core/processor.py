@@ -1,0 +1,350 @@
+"""Processor: one Kinesis batch of ticks -> raw S3 objects, quarantine, quotes and bars in DynamoDB.
+
+The batch is planned in memory first (pure functions below), then written with as few calls as the
+data allows: one raw object per date-hour partition, one quarantine object, one BatchGetItem per
+100 items and one conditional PutItem per quote and bar. Every write covers a known set of records;
+when a write fails, those records are not fully applied, and the lowest of their sequence numbers is
+where Lambda must resume (the partial batch response). Items already written are protected from
+double application by their `applied_seq` condition, so resuming there is safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from tickwatch_core import items
+from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
+from tickwatch_core.config import ProcessorSettings
+from tickwatch_core.dynamodb import batch_get
+from tickwatch_core.market import Bar, Quote, ReceivedTick, bar_start, fold_bar, fold_quote
+from tickwatch_core.sequence import sortable_sequence
+from tickwatch_core.ticks import TickRejected, format_timestamp, parse_tick
+
+RAW_PREFIX = "raw/"
+QUARANTINE_PREFIX = "quarantine/"
+_WRITE_THREADS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRecord:
+    """One Kinesis record as the processor needs it."""
+
+    data: bytes
+    sequence_number: str
+    shard_id: str
+    partition_key: str
+    arrival: datetime
+
+    @property
+    def sequence_key(self) -> str:
+        return sortable_sequence(self.sequence_number)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    record: StreamRecord
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class S3Object:
+    key: str
+    body: bytes
+    content_type: str
+    content_encoding: str | None
+    records: tuple[StreamRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ItemWrite:
+    """A conditional put of one quote or bar, and the records whose ticks it applies."""
+
+    item: dict[str, Any]
+    expected_applied_seq: str | None
+    records: tuple[StreamRecord, ...]
+
+
+@dataclass(slots=True)
+class WriteFailure:
+    what: str
+    error: str
+    records: tuple[StreamRecord, ...]
+
+
+@dataclass(slots=True)
+class BatchReport:
+    """What happened to one batch; the handler turns it into logs, metrics and the response."""
+
+    records: int = 0
+    ticks: int = 0
+    quarantined: list[QuarantinedRecord] = field(default_factory=list)
+    raw_objects_written: int = 0
+    raw_lines_written: int = 0
+    quarantine_objects_written: int = 0
+    items_written: int = 0
+    items_unchanged: int = 0
+    failures: list[WriteFailure] = field(default_factory=list)
+
+    @property
+    def first_failed_sequence(self) -> str | None:
+        failed = [record for failure in self.failures for record in failure.records]
+        if not failed:
+            return None
+        return min(failed, key=lambda record: record.sequence_key).sequence_number
+
+
+# --- pure planning ------------------------------------------------------------------------------
+
+
+def split_batch(
+    records: Iterable[StreamRecord],
+) -> tuple[list[tuple[StreamRecord, ReceivedTick]], list[QuarantinedRecord]]:
+    """Valid ticks (with their records) and quarantined records, in stream order."""
+    accepted: list[tuple[StreamRecord, ReceivedTick]] = []
+    quarantined: list[QuarantinedRecord] = []
+    for record in sorted(records, key=lambda record: record.sequence_key):
+        try:
+            tick = parse_tick(record.data, received_at=record.arrival)
+        except TickRejected as rejection:
+            quarantined.append(QuarantinedRecord(record, rejection.reason))
+            continue
+        accepted.append(
+            (
+                record,
+                ReceivedTick(
+                    tick=tick,
+                    sequence_number=record.sequence_number,
+                    sequence_key=record.sequence_key,
+                    shard_id=record.shard_id,
+                    arrival=record.arrival,
+                ),
+            )
+        )
+    return accepted, quarantined
+
+
+def batch_suffix(records: Sequence[StreamRecord]) -> str:
+    """`<shard>_<first seq>_<last seq>`: the same batch always gets the same object keys."""
+    ordered = sorted(records, key=lambda record: record.sequence_key)
+    return f"{ordered[0].shard_id}_{ordered[0].sequence_number}_{ordered[-1].sequence_number}"
+
+
+def hour_partition(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return f"year={moment:%Y}/month={moment:%m}/day={moment:%d}/hour={moment:%H}"
+
+
+def plan_raw_objects(accepted: Sequence[tuple[StreamRecord, ReceivedTick]], suffix: str) -> list[S3Object]:
+    """One gzipped JSON Lines object per date-hour of tick time."""
+    by_hour: dict[str, list[tuple[StreamRecord, ReceivedTick]]] = defaultdict(list)
+    for record, received in accepted:
+        by_hour[hour_partition(received.tick.timestamp)].append((record, received))
+    objects = []
+    for partition, entries in sorted(by_hour.items()):
+        lines = "".join(raw_line(received) + "\n" for _, received in entries)
+        objects.append(
+            S3Object(
+                key=f"{RAW_PREFIX}{partition}/{suffix}.jsonl.gz",
+                # mtime=0 keeps the bytes of a redelivered batch identical.
+                body=gzip.compress(lines.encode("utf-8"), mtime=0),
+                content_type="application/x-ndjson",
+                content_encoding="gzip",
+                records=tuple(record for record, _ in entries),
+            )
+        )
+    return objects
+
+
+def plan_quarantine_object(quarantined: Sequence[QuarantinedRecord], suffix: str) -> S3Object | None:
+    """One JSON Lines object with every bad record of the batch: original bytes and the reason."""
+    if not quarantined:
+        return None
+    lines = "".join(
+        json.dumps(
+            {
+                "reason": entry.reason,
+                "sequence_number": entry.record.sequence_number,
+                "shard_id": entry.record.shard_id,
+                "partition_key": entry.record.partition_key,
+                "arrival_time": format_timestamp(entry.record.arrival),
+                "data_base64": base64.b64encode(entry.record.data).decode("ascii"),
+            }
+        )
+        + "\n"
+        for entry in quarantined
+    )
+    return S3Object(
+        key=f"{QUARANTINE_PREFIX}{hour_partition(quarantined[0].record.arrival)}/{suffix}.jsonl",
+        body=lines.encode("utf-8"),
+        content_type="application/x-ndjson",
+        content_encoding=None,
+        records=tuple(entry.record for entry in quarantined),
+    )
+
+
+def raw_line(received: ReceivedTick) -> str:
+    """The tick as received plus where it came from. Numbers keep their exact decimal digits."""
+    fields = received.tick.as_document() | {
+        "sequence_number": received.sequence_number,
+        "shard_id": received.shard_id,
+        "arrival_time": format_timestamp(received.arrival),
+    }
+    return "{" + ",".join(f"{json.dumps(name)}:{_json_value(value)}" for name, value in fields.items()) + "}"
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value)
+
+
+def plan_item_writes(
+    accepted: Sequence[tuple[StreamRecord, ReceivedTick]],
+    current: dict[tuple[str, str], dict[str, Any]],
+    settings: ProcessorSettings,
+    now: datetime,
+) -> tuple[list[ItemWrite], int]:
+    """Fold the batch into each quote and bar it touches; returns the writes and how many were no-ops."""
+    by_symbol: dict[str, list[tuple[StreamRecord, ReceivedTick]]] = defaultdict(list)
+    by_bar: dict[tuple[str, datetime], list[tuple[StreamRecord, ReceivedTick]]] = defaultdict(list)
+    for record, received in accepted:
+        by_symbol[received.tick.symbol].append((record, received))
+        by_bar[(received.tick.symbol, bar_start(received.tick.timestamp))].append((record, received))
+
+    writes: list[ItemWrite] = []
+    unchanged = 0
+    for symbol, entries in by_symbol.items():
+        stored = current.get(items.key_of(items.quote_key(symbol)))
+        previous: Quote | None = items.quote_from_values(stored) if stored else None
+        quote = fold_quote(previous, [received for _, received in entries])
+        if quote is None:
+            unchanged += 1
+            continue
+        writes.append(
+            ItemWrite(
+                item=items.quote_to_item(quote, updated_at=now),
+                expected_applied_seq=previous.applied_seq if previous else None,
+                records=tuple(record for record, _ in entries),
+            )
+        )
+    for (symbol, start), entries in by_bar.items():
+        stored = current.get(items.key_of(items.bar_key(symbol, start)))
+        previous_bar: Bar | None = items.bar_from_values(stored) if stored else None
+        bar = fold_bar(previous_bar, [received for _, received in entries])
+        if bar is None:
+            unchanged += 1
+            continue
+        writes.append(
+            ItemWrite(
+                item=items.bar_to_item(bar, retention=settings.bar_retention),
+                expected_applied_seq=previous_bar.applied_seq if previous_bar else None,
+                records=tuple(record for record, _ in entries),
+            )
+        )
+    return writes, unchanged
+
+
+def item_keys_for(accepted: Sequence[tuple[StreamRecord, ReceivedTick]]) -> list[items.Key]:
+    keys: dict[tuple[str, str], items.Key] = {}
+    for _, received in accepted:
+        for key in (
+            items.quote_key(received.tick.symbol),
+            items.bar_key(received.tick.symbol, bar_start(received.tick.timestamp)),
+        ):
+            keys.setdefault(items.key_of(key), key)
+    return list(keys.values())
+
+
+# --- the batch, with AWS ------------------------------------------------------------------------
+
+
+class TickBatchProcessor:
+    """Applies Kinesis batches to S3 and DynamoDB. Clients are injectable (`AwsClients(s3=...)`)."""
+
+    def __init__(
+        self,
+        settings: ProcessorSettings,
+        clients: AwsClients | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.settings = settings
+        self.clients = clients or AwsClients()
+        self.clock = clock
+
+    def process(self, records: Sequence[StreamRecord]) -> BatchReport:
+        report = BatchReport(records=len(records))
+        if not records:
+            return report
+        accepted, quarantined = split_batch(records)
+        report.ticks = len(accepted)
+        report.quarantined = quarantined
+        suffix = batch_suffix(records)
+
+        for s3_object in plan_raw_objects(accepted, suffix):
+            if self._put_object(s3_object, report):
+                report.raw_objects_written += 1
+                report.raw_lines_written += len(s3_object.records)
+        quarantine_object = plan_quarantine_object(quarantined, suffix)
+        if quarantine_object and self._put_object(quarantine_object, report):
+            report.quarantine_objects_written += 1
+
+        if accepted:
+            self._write_items(accepted, report)
+        return report
+
+    def _put_object(self, s3_object: S3Object, report: BatchReport) -> bool:
+        arguments: dict[str, Any] = {
+            "Bucket": self.settings.raw_bucket,
+            "Key": s3_object.key,
+            "Body": s3_object.body,
+            "ContentType": s3_object.content_type,
+        }
+        if s3_object.content_encoding:
+            arguments["ContentEncoding"] = s3_object.content_encoding
+        try:
+            self.clients.s3.put_object(**arguments)
+        except AWS_ERRORS as error:
+            where = f"s3://{self.settings.raw_bucket}/{s3_object.key}"
+            report.failures.append(WriteFailure(where, describe_aws_error(error), s3_object.records))
+            return False
+        return True
+
+    def _write_items(self, accepted: Sequence[tuple[StreamRecord, ReceivedTick]], report: BatchReport) -> None:
+        try:
+            current = batch_get(self.clients.dynamodb, self.settings.table_name, item_keys_for(accepted))
+        except AWS_ERRORS as error:
+            records = tuple(record for record, _ in accepted)
+            report.failures.append(WriteFailure("read of quotes and bars", describe_aws_error(error), records))
+            return
+
+        writes, report.items_unchanged = plan_item_writes(accepted, current, self.settings, self.clock())
+        with ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, max(1, len(writes)))) as pool:
+            outcomes = list(pool.map(self._put_item, writes))
+        for write, error in zip(writes, outcomes, strict=True):
+            if error is None:
+                report.items_written += 1
+            else:
+                report.failures.append(WriteFailure(f"item {items.key_of(write.item)}", error, write.records))
+
+    def _put_item(self, write: ItemWrite) -> str | None:
+        if write.expected_applied_seq is None:
+            condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            condition = {
+                "ConditionExpression": "applied_seq = :expected",
+                "ExpressionAttributeValues": {":expected": {"S": write.expected_applied_seq}},
+            }
+        try:
+            self.clients.dynamodb.put_item(TableName=self.settings.table_name, Item=write.item, **condition)
+        except AWS_ERRORS as error:
+            return describe_aws_error(error)
+        return None

@@ -1,0 +1,130 @@
+"""Add, list and remove alert rules in the market table: the one implementation behind the alerts
+function and the `tickwatch rules` commands.
+
+Rule item (see also `items.py` and the README):
+
+    pk = "SYMBOL#AAPL", sk = "RULE#AAPL-above-200"
+    rule_id, symbol, direction ("above" | "below"), threshold (number), cooldown_seconds (optional),
+    created_at, armed (bool), last_fired_at (optional), state_seq (optional; set by the alerts function)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from tickwatch_core import items
+from tickwatch_core.dynamodb import batch_get
+from tickwatch_core.items import StoredRule
+from tickwatch_core.rules import Direction, Rule, make_rule_id, parse_threshold, split_rule_id, validate_symbol
+
+
+class RuleExistsError(ValueError):
+    """The same symbol, direction and threshold already has a rule."""
+
+
+class UnknownRuleError(LookupError):
+    """No rule has that id."""
+
+
+def load_rules(client: Any, table_name: str, symbol: str) -> list[StoredRule]:
+    """Every rule of one symbol with its current state (consistent read)."""
+    rules: list[StoredRule] = []
+    arguments: dict[str, Any] = {
+        "TableName": table_name,
+        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+        "ExpressionAttributeValues": {":pk": {"S": items.symbol_pk(symbol)}, ":prefix": {"S": items.RULE_PREFIX}},
+        "ConsistentRead": True,
+    }
+    while True:
+        response = client.query(**arguments)
+        rules += [items.rule_from_values(items.deserialize(item)) for item in response.get("Items", [])]
+        if "LastEvaluatedKey" not in response:
+            return rules
+        arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+class RuleStore:
+    """Rules of one market table."""
+
+    def __init__(self, client: Any, table_name: str, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.client = client
+        self.table_name = table_name
+        self.clock = clock
+
+    def add(
+        self,
+        symbol: str,
+        direction: Direction | str,
+        threshold: Decimal | str | int | float,
+        cooldown: timedelta | None = None,
+    ) -> Rule:
+        """Create an armed rule. Raises ValueError for bad input and RuleExistsError for a duplicate."""
+        symbol = validate_symbol(symbol)
+        try:
+            direction = Direction(direction)
+        except ValueError:
+            raise ValueError(f"direction {direction!r} is not 'above' or 'below'") from None
+        threshold = parse_threshold(threshold)
+        if cooldown is not None and cooldown.total_seconds() <= 0:
+            raise ValueError("cooldown must be longer than zero")
+        rule = Rule(make_rule_id(symbol, direction, threshold), symbol, direction, threshold, cooldown)
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=items.rule_to_item(rule, created_at=self.clock()),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise RuleExistsError(f"rule {rule.rule_id} already exists") from None
+            raise
+        return rule
+
+    def list(self, symbol: str | None = None) -> list[StoredRule]:
+        """Rules of one symbol, or of every symbol (through the ByKind index), sorted by id."""
+        if symbol is not None:
+            rules = load_rules(self.client, self.table_name, validate_symbol(symbol))
+        else:
+            keys = self._index_keys("RULE")
+            rules = [
+                items.rule_from_values(values) for values in batch_get(self.client, self.table_name, keys).values()
+            ]
+        return sorted(
+            rules, key=lambda stored: (stored.rule.symbol, stored.rule.direction.value, stored.rule.threshold)
+        )
+
+    def remove(self, rule_id: str) -> Rule:
+        """Delete a rule; returns it. Raises ValueError for a malformed id, UnknownRuleError if absent."""
+        symbol, _, _ = split_rule_id(rule_id)
+        try:
+            response = self.client.delete_item(
+                TableName=self.table_name,
+                Key=items.rule_key(symbol, rule_id),
+                ConditionExpression="attribute_exists(pk)",
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise UnknownRuleError(f"no rule {rule_id}") from None
+            raise
+        return items.rule_from_values(items.deserialize(response["Attributes"])).rule
+
+    def _index_keys(self, kind: str) -> list[items.Key]:
+        keys: list[items.Key] = []
+        arguments: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": items.KIND_INDEX,
+            "KeyConditionExpression": "kind = :kind",
+            "ExpressionAttributeValues": {":kind": {"S": kind}},
+        }
+        while True:
+            response = self.client.query(**arguments)
+            keys += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                return keys
+            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
