@@ -1,0 +1,253 @@
+"""Alerts Lambda end to end in moto: processor writes quotes, the table's stream feeds the alerts
+handler, SNS delivers to a queue standing in for an e-mail inbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from tests.support import (
+    BASE_TIME,
+    CallCounter,
+    FailingClient,
+    LambdaContext,
+    StreamReader,
+    clients_for,
+    kinesis_event,
+    received_messages,
+    scan_table,
+    subscribe_queue,
+    tick,
+)
+from tickwatch_core import items
+from tickwatch_core.rule_store import RuleStore
+
+
+class Market:
+    """Drives the pipeline: ticks in through the processor, stream records out to the alerts handler."""
+
+    def __init__(self, aws, stack, processor_app, alerts_app):
+        self.aws, self.stack = aws, stack
+        self.processor_app, self.alerts_app = processor_app, alerts_app
+        self.table = stack.physical["MarketTable"].ref
+        self.rules = RuleStore(aws.client("dynamodb"), self.table)
+        self.stream = StreamReader(aws, stack.physical["MarketTable"].attributes["StreamArn"])
+        self.inbox = subscribe_queue(aws, stack.physical["AlertTopic"].ref)
+        self.sent = 0
+        self.last_event: dict | None = None
+
+    def trade(self, symbol: str, *prices: float | str, step: float = 1.0) -> dict:
+        """Process one Kinesis batch of trades and return the alerts handler's response to it."""
+        documents = [
+            tick(symbol, float(p), BASE_TIME + timedelta(seconds=(self.sent + i) * step)) for i, p in enumerate(prices)
+        ]
+        assert self.processor_app.lambda_handler(kinesis_event(documents, first=self.sent), LambdaContext()) == {
+            "batchItemFailures": []
+        }
+        self.sent += len(documents)
+        self.last_event = self.stream.new_event()
+        return self.deliver(self.last_event)
+
+    def deliver(self, event: dict) -> dict:
+        return self.alerts_app.lambda_handler(event, LambdaContext())
+
+    def messages(self) -> list[dict]:
+        return received_messages(self.aws, self.inbox)
+
+    def history(self) -> list[dict]:
+        return [
+            items.deserialize(item)
+            for (_, sk), item in sorted(scan_table(self.aws, self.table).items())
+            if sk.startswith("ALERT#")
+        ]
+
+    def rule(self, symbol: str, rule_id: str) -> dict:
+        return items.deserialize(scan_table(self.aws, self.table)[("SYMBOL#" + symbol, "RULE#" + rule_id)])
+
+
+def trigger_price(message: dict) -> str:
+    """The price line of the e-mail body."""
+    return next(line.split()[1] for line in message["Message"].splitlines() if line.startswith("Price:"))
+
+
+@pytest.fixture
+def market(aws, stack, processor_app, alerts_app) -> Market:
+    return Market(aws, stack, processor_app, alerts_app)
+
+
+def test_a_crossing_publishes_one_readable_message_and_records_it(market):
+    market.rules.add("AAPL", "above", "200")
+    assert market.trade("AAPL", 198, 199.5, 200.25, 201) == {"batchItemFailures": []}
+
+    (message,) = market.messages()
+    assert message["Subject"] == "tickwatch: AAPL rose to 200.25 (above 200)"
+    assert "AAPL traded at 200.25, at or above your threshold of 200." in message["Message"]
+    assert "Time:       2026-11-20 14:30:02.000 UTC" in message["Message"]
+    assert {name: value["Value"] for name, value in message["MessageAttributes"].items()} == {
+        "symbol": "AAPL",
+        "rule_id": "AAPL-above-200",
+        "direction": "above",
+    }
+    (alert,) = market.history()
+    assert (alert["rule_id"], alert["price"], alert["fired_at"]) == (
+        "AAPL-above-200",
+        Decimal("200.25"),
+        "2026-11-20T14:30:02Z",
+    )
+    assert alert["expires_at"] > (BASE_TIME + timedelta(days=89)).timestamp()
+    assert market.rule("AAPL", "AAPL-above-200")["armed"] is False
+
+
+def test_no_crossing_no_message(market):
+    market.rules.add("AAPL", "above", "200")
+    market.rules.add("AAPL", "below", "150")
+    market.trade("AAPL", 180, 190, 199.99, 150.01)
+    assert market.messages() == []
+    assert market.history() == []
+
+
+def test_a_crossing_inside_one_batch_that_reverses_is_still_seen(market):
+    market.rules.add("AAPL", "above", "200")
+    market.trade("AAPL", 199, 200.5, 199)  # last price is back below: only the trades show the crossing
+    assert len(market.messages()) == 1
+
+
+def test_wobbling_around_the_threshold_alerts_once_per_real_crossing(market):
+    market.rules.add("AAPL", "above", "200")
+    market.trade("AAPL", 199.9, 200.1, 200.05, 200.2)  # one crossing, then stays above
+    market.trade("AAPL", 200.3, 200.01, 200.4)  # still above: nothing new
+    market.trade("AAPL", 199.99, 200.02)  # dips below, re-crosses: second alert
+    assert [trigger_price(m) for m in market.messages()] == ["200.1", "200.02"]
+
+
+def test_cooldown_suppresses_re_alerting_until_it_has_passed(market):
+    market.rules.add("AAPL", "above", "200", cooldown=timedelta(seconds=30))
+    market.trade("AAPL", 201)  # t=0: alert
+    market.trade("AAPL", 199, 202, step=10)  # t=10,20: dip inside the cooldown does not re-arm
+    market.trade("AAPL", 199, 203, step=30)  # t=90,120: dip after the cooldown re-arms, then alert
+    assert [trigger_price(m) for m in market.messages()] == ["201", "203"]
+
+
+def test_redelivered_stream_records_publish_nothing_twice(market):
+    market.rules.add("AAPL", "above", "200")
+    market.trade("AAPL", 201, 199, 202)
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    assert len(market.messages()) == 2
+    assert len(market.history()) == 2
+
+
+def test_sns_failure_reports_the_record_and_the_retry_publishes_each_alert_once(market, aws):
+    market.rules.add("AAPL", "above", "200")
+    market.rules.add("MSFT", "below", "300")
+    failing_sns = FailingClient(
+        aws.client("sns"), {"publish_batch": lambda kwargs: True}, code="InternalError", status=500, times=1
+    )
+    market.alerts_app.dispatcher.clients = clients_for(aws, sns=failing_sns)
+
+    market.processor_app.lambda_handler(
+        kinesis_event(
+            [
+                tick("MSFT", 310, BASE_TIME),
+                tick("AAPL", 199, BASE_TIME),
+                tick("AAPL", 201, BASE_TIME + timedelta(seconds=1)),
+                tick("MSFT", 299, BASE_TIME + timedelta(seconds=1)),
+            ]
+        ),
+        LambdaContext(),
+    )
+    event = market.stream.new_event()
+    response = market.deliver(event)
+    failed = response["batchItemFailures"][0]["itemIdentifier"]
+    assert failed == min((r["dynamodb"]["SequenceNumber"] for r in event["Records"]), key=int)
+    assert market.messages() == []
+
+    # Lambda redelivers from the reported record; SNS works again.
+    retry = {"Records": [r for r in event["Records"] if int(r["dynamodb"]["SequenceNumber"]) >= int(failed)]}
+    assert market.deliver(retry) == {"batchItemFailures": []}
+    assert sorted(m["Subject"] for m in market.messages()) == [
+        "tickwatch: AAPL rose to 201 (above 200)",
+        "tickwatch: MSFT fell to 299 (below 300)",
+    ]
+    assert market.deliver(retry) == {"batchItemFailures": []}
+    assert market.messages() == []
+
+
+def test_one_entry_failing_inside_publish_batch_is_retried_alone(market, aws):
+    market.rules.add("AAPL", "above", "200")
+    market.rules.add("AAPL", "above", "205")
+    real_sns = aws.client("sns")
+
+    class FirstEntryRejected:
+        def publish_batch(self, **kwargs):
+            first, *rest = kwargs["PublishBatchRequestEntries"]
+            response = real_sns.publish_batch(**{**kwargs, "PublishBatchRequestEntries": rest})
+            response["Failed"] = [
+                {"Id": first["Id"], "Code": "InternalError", "Message": "injected", "SenderFault": False}
+            ]
+            return response
+
+    market.alerts_app.dispatcher.clients = clients_for(aws, sns=FirstEntryRejected())
+    response = market.trade("AAPL", 199, 206)
+    assert response["batchItemFailures"]
+    assert len(market.messages()) == 1
+
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    assert len(market.messages()) == 1
+    assert len(market.history()) == 2
+
+
+def test_rule_state_write_failure_retries_without_publishing_again(market, aws):
+    market.rules.add("AAPL", "above", "200")
+    failing = FailingClient(aws.client("dynamodb"), {"update_item": lambda kwargs: True}, times=1)
+    market.alerts_app.dispatcher.clients = clients_for(aws, dynamodb=failing)
+    response = market.trade("AAPL", 201)
+    assert response["batchItemFailures"]
+    assert len(market.messages()) == 1
+
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    assert market.messages() == []
+    assert market.rule("AAPL", "AAPL-above-200")["armed"] is False
+
+
+def test_history_write_failure_loses_no_alert(market, aws):
+    # The one case a standard topic cannot make exactly-once: SNS accepted the message but its
+    # record could not be written. The retry publishes again rather than lose the alert.
+    market.rules.add("AAPL", "above", "200")
+    failing = FailingClient(aws.client("dynamodb"), {"batch_write_item": lambda kwargs: True}, times=1)
+    market.alerts_app.dispatcher.clients = clients_for(aws, dynamodb=failing)
+    assert market.trade("AAPL", 201)["batchItemFailures"]
+
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    assert len(market.messages()) == 2
+    assert len(market.history()) == 1
+
+
+def test_symbols_without_rules_cost_one_query_and_nothing_else(market, aws):
+    dynamodb, sns = aws.client("dynamodb"), aws.client("sns")
+    counter = CallCounter().attach(dynamodb, sns)
+    market.alerts_app.dispatcher.clients = clients_for(aws, dynamodb=dynamodb, sns=sns)
+    market.trade("AAPL", 201, 202)
+    assert counter.calls == {("dynamodb", "Query"): 1}
+
+
+def test_one_sns_call_per_firing_at_most(market, aws):
+    for threshold in range(200, 220):
+        market.rules.add("AAPL", "above", threshold)
+    sns = aws.client("sns")
+    counter = CallCounter().attach(sns)
+    market.alerts_app.dispatcher.clients = clients_for(aws, sns=sns)
+    market.trade("AAPL", 199, 230)
+    assert len(market.messages()) == 20
+    assert counter.count("sns") == 2  # PublishBatch: ten alerts a call
+
+
+def test_rules_of_one_symbol_do_not_fire_for_another(market):
+    market.rules.add("MSFT", "above", "200")
+    market.trade("AAPL", 250)
+    assert market.messages() == []

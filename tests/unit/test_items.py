@@ -1,0 +1,38 @@
+"""Stored shapes: what the alerts function decodes is what the processor encoded."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from tickwatch_core import items
+from tickwatch_core.alerts import alert_message
+from tickwatch_core.market import Trade
+from tickwatch_core.rules import Direction, Firing, Rule
+
+T0 = datetime(2026, 11, 20, 14, 30, 0, 123000, tzinfo=UTC)
+
+
+def test_trades_round_trip_with_millisecond_precision():
+    trades = (
+        Trade(Decimal("189.25"), T0),
+        Trade(Decimal("0.00001234"), T0 + timedelta(milliseconds=1500)),
+        Trade(Decimal("190"), T0 - timedelta(seconds=3)),
+    )
+    encoded = items.encode_trades(trades)
+    assert items.decode_trades(encoded) == trades
+    assert len(encoded) < 80
+
+
+def test_empty_trades():
+    assert items.decode_trades(items.encode_trades(())) == ()
+
+
+def test_alert_message_is_readable():
+    rule = Rule("AAPL-above-200", "AAPL", Direction.ABOVE, Decimal("200"), cooldown=timedelta(minutes=15))
+    subject, body = alert_message(Firing(rule, Decimal("200.03"), T0, "001", 0))
+    assert subject == "tickwatch: AAPL rose to 200.03 (above 200)"
+    assert "AAPL traded at 200.03, at or above your threshold of 200." in body
+    assert "Time:       2026-11-20 14:30:00.123 UTC" in body
+    assert "Cooldown:   15m" in body
+    assert "re-arms when AAPL trades below 200 at least 15m after this alert" in body

@@ -1,0 +1,147 @@
+"""The tick contract: what is accepted, and the exact reason for everything that is not."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from tickwatch_core.ticks import MAX_TICK_BYTES, Tick, TickRejected, parse_tick, tick_schema
+
+ARRIVAL = datetime(2026, 11, 20, 14, 30, 5, tzinfo=UTC)
+
+
+def parse(document: dict | bytes | str) -> Tick:
+    data = (
+        document
+        if isinstance(document, bytes)
+        else (document if isinstance(document, str) else json.dumps(document)).encode()
+    )
+    return parse_tick(data, received_at=ARRIVAL)
+
+
+def valid(**changes) -> dict:
+    document = {"symbol": "AAPL", "price": 189.25, "timestamp": "2026-11-20T14:30:00.125Z"}
+    document.update(changes)
+    return {name: value for name, value in document.items() if value is not None}
+
+
+def test_schema_is_draft_2020_12_and_closed():
+    schema = tick_schema()
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema["additionalProperties"] is False
+    assert set(schema["required"]) == {"symbol", "price", "timestamp"}
+
+
+def test_full_tick_is_parsed_exactly():
+    tick = parse(
+        valid(volume=300, bid=189.24, ask=189.26, source="simulator", timestamp="2026-11-20T09:30:00.125-05:00")
+    )
+    assert tick == Tick(
+        symbol="AAPL",
+        price=Decimal("189.25"),
+        timestamp=datetime(2026, 11, 20, 14, 30, 0, 125000, tzinfo=UTC),
+        volume=300,
+        bid=Decimal("189.24"),
+        ask=Decimal("189.26"),
+        source="simulator",
+    )
+
+
+@pytest.mark.parametrize("symbol", ["A", "BRK.B", "BF-B", "ABCDEFGHIJ", "X1"])
+def test_symbol_shapes_that_are_tickers(symbol):
+    assert parse(valid(symbol=symbol)).symbol == symbol
+
+
+def test_price_keeps_its_decimal_digits():
+    assert parse('{"symbol":"AAPL","price":0.000012345,"timestamp":"2026-11-20T14:30:00Z"}').price == Decimal(
+        "0.000012345"
+    )
+
+
+def test_float_price_from_python_producer_keeps_its_short_form():
+    from tickwatch_core.ticks import validate_tick_document
+
+    tick = validate_tick_document(
+        {"symbol": "AAPL", "price": 201.05, "timestamp": "2026-11-20T14:30:00Z"}, received_at=ARRIVAL
+    )
+    assert tick.price == Decimal("201.05")
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty record"),
+        (b"\xff\xfe{}", "not UTF-8"),
+        (b"{not json", "not JSON"),
+        (b'{"symbol":"AAPL","price":NaN,"timestamp":"2026-11-20T14:30:00Z"}', "NaN is not a JSON number"),
+        (b'{"symbol":"AAPL","price":Infinity,"timestamp":"2026-11-20T14:30:00Z"}', "Infinity is not a JSON number"),
+        (b'{"symbol":"AAPL","symbol":"MSFT","price":1,"timestamp":"2026-11-20T14:30:00Z"}', "duplicate key 'symbol'"),
+        (b"[1, 2]", "not a JSON object but an array"),
+        (b'"AAPL"', "not a JSON object but a string"),
+        (b"null", "not a JSON object but null"),
+        (b"x" * (MAX_TICK_BYTES + 1), "is at most 4096"),
+        (
+            b'{"symbol":"AAPL","price":1.00000000000000000000000000000000000000001,"timestamp":"2026-11-20T14:30:00Z"}',
+            "42 significant digits; at most 38",
+        ),
+    ],
+)
+def test_undecodable_records_are_rejected_with_their_reason(data, reason):
+    with pytest.raises(TickRejected) as rejected:
+        parse(data)
+    assert reason in rejected.value.reason
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        (valid(price=-1), "price: -1 is less than or equal to the minimum of 0"),
+        (valid(price=0), "price: 0 is less than or equal to the minimum of 0"),
+        (valid(price=1e13), "is greater than the maximum of 1000000000000"),
+        (valid(price="189.25"), "price: '189.25' is not of type 'number'"),
+        (valid(price=True), "price: True is not of type 'number'"),
+        (valid(symbol="aapl"), "symbol: 'aapl' does not match"),
+        (valid(symbol="../x"), "symbol: '../x' does not match"),
+        (valid(symbol="TOOLONGSYMBOL"), "symbol: 'TOOLONGSYMBOL' does not match"),
+        (valid(symbol="1ABC"), "symbol: '1ABC' does not match"),
+        (valid(symbol=None), "'symbol' is a required property"),
+        (valid(timestamp=None), "'timestamp' is a required property"),
+        (valid(timestamp="2026-11-20T14:30:00"), "timestamp: '2026-11-20T14:30:00' does not match"),
+        (valid(timestamp="20/11/2026 14:30"), "does not match"),
+        (valid(timestamp="2026-02-30T14:30:00Z"), "is not a real date-time"),
+        (valid(timestamp="2026-11-20T25:30:00Z"), "is not a real date-time"),
+        (valid(timestamp="2026-11-20T14:45:00Z"), "s after the tick arrived"),
+        (valid(volume=-5), "volume: -5 is less than the minimum of 0"),
+        (valid(volume=1.5), "volume: 1.5 is not of type 'integer'"),
+        (valid(bid=0), "bid: 0 is less than or equal to the minimum of 0"),
+        (valid(bid=190, ask=189), "bid 190 is above ask 189"),
+        (valid(source=""), "source: '' should be non-empty"),
+        (valid(source="x" * 33), "is too long"),
+        (valid(exchange="XNAS"), "Additional properties are not allowed ('exchange' was unexpected)"),
+        (valid(price=1e-200), "too small to store"),
+    ],
+)
+def test_schema_and_contract_violations_are_rejected_with_their_reason(document, reason):
+    with pytest.raises(TickRejected) as rejected:
+        parse(document)
+    assert reason in rejected.value.reason
+
+
+def test_timestamp_just_inside_the_allowed_clock_skew_is_accepted():
+    tick = parse(valid(timestamp=(ARRIVAL + timedelta(minutes=4)).isoformat()))
+    assert tick.timestamp == ARRIVAL + timedelta(minutes=4)
+
+
+def test_lowercase_rfc3339_separators_are_accepted():
+    assert parse(valid(timestamp="2026-11-20t14:30:00.5z")).timestamp == datetime(
+        2026, 11, 20, 14, 30, 0, 500000, tzinfo=UTC
+    )
+
+
+def test_long_reasons_are_shortened():
+    with pytest.raises(TickRejected) as rejected:
+        parse(valid(symbol="A" * 3000))
+    assert len(rejected.value.reason) <= 300
