@@ -1,0 +1,88 @@
+"""Every sample event in events/ is invoked in-process and does what its name says."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.support import LambdaContext, list_objects, received_messages, scan_table, subscribe_queue
+from tickwatch.template import PhysicalResource, Template
+from tickwatch_core.rule_store import RuleStore
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+SCENARIOS = {
+    "processor-batch-valid-ticks.json",
+    "processor-batch-with-bad-records.json",
+    "alerts-quote-crosses-rule.json",
+    "alerts-quote-no-crossing.json",
+}
+
+
+def load(name: str) -> dict:
+    return json.loads((EVENTS / name).read_text())
+
+
+def test_every_event_file_has_a_scenario_test():
+    assert {path.name for path in EVENTS.glob("*.json")} - {"env.json"} == SCENARIOS
+
+
+def test_valid_ticks_event_updates_quotes_and_writes_one_raw_object(aws, stack, processor_app):
+    assert processor_app.lambda_handler(load("processor-batch-valid-ticks.json"), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    quotes = {pk for (pk, sk) in scan_table(aws, stack.physical["MarketTable"].ref) if sk == "QUOTE"}
+    assert quotes == {"SYMBOL#AAPL", "SYMBOL#MSFT", "SYMBOL#TSLA", "SYMBOL#NVDA"}
+    assert len(list_objects(aws, stack.physical["RawBucket"].ref, "raw/")) == 1
+
+
+def test_bad_records_event_quarantines_six_and_keeps_the_two_good_ticks(aws, stack, processor_app):
+    assert processor_app.lambda_handler(load("processor-batch-with-bad-records.json"), LambdaContext()) == {
+        "batchItemFailures": []
+    }
+    (quarantine,) = list_objects(aws, stack.physical["RawBucket"].ref, "quarantine/").values()
+    reasons = [json.loads(line)["reason"] for line in quarantine.decode().splitlines()]
+    expected = [
+        "not JSON",
+        "symbol: 'msft'",
+        "price: -251.07",
+        "bid 138.6 is above ask 138.4",
+        "not UTF-8",
+        "'timestamp' is a required",
+    ]
+    assert len(reasons) == len(expected)
+    for reason, fragment in zip(reasons, expected, strict=True):
+        assert fragment in reason
+    quotes = {pk for (pk, sk) in scan_table(aws, stack.physical["MarketTable"].ref) if sk == "QUOTE"}
+    assert quotes == {"SYMBOL#AAPL", "SYMBOL#MSFT"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"), [("alerts-quote-crosses-rule.json", 1), ("alerts-quote-no-crossing.json", 0)]
+)
+def test_alerts_events_against_the_rule_aapl_above_200(aws, stack, alerts_app, name, expected):
+    RuleStore(aws.client("dynamodb"), stack.physical["MarketTable"].ref).add("AAPL", "above", "200")
+    inbox = subscribe_queue(aws, stack.physical["AlertTopic"].ref)
+    assert alerts_app.lambda_handler(load(name), LambdaContext()) == {"batchItemFailures": []}
+    messages = received_messages(aws, inbox)
+    assert len(messages) == expected
+    if expected:
+        assert messages[0]["Subject"] == "tickwatch: AAPL rose to 200.04 (above 200)"
+
+
+def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
+    """`sam local invoke --env-vars` only overrides variables the template declares."""
+    env = load("env.json")
+    template = Template.load()
+    for logical_id in ("RawBucket", "MarketTable"):
+        template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
+    template.physical["AlertTopic"] = PhysicalResource(
+        ref=f"arn:aws:sns:{template.region}:{template.account_id}:{template.physical_name('AlertTopic')}"
+    )
+    for function, overrides in env.items():
+        declared = template.function_environment(function)
+        assert set(overrides) <= set(declared), function
+        for name, value in overrides.items():
+            if name != "AWS_ENDPOINT_URL":
+                assert value == declared[name], (function, name)
