@@ -153,6 +153,14 @@ BAD_RECORDS = {
     "unknown field": (json.dumps(tick("AAPL", 5, BASE_TIME, venue="X")).encode(), "'venue' was unexpected"),
     "bid above ask": (json.dumps(tick("AAPL", 5, BASE_TIME, bid=5.2, ask=5.1)).encode(), "bid 5.2 is above ask 5.1"),
     "far future": (json.dumps(tick("AAPL", 5, BASE_TIME + timedelta(days=1))).encode(), "s after the tick arrived"),
+    "year 1 in UTC": (
+        b'{"symbol":"AAPL","price":5,"timestamp":"0001-01-01T00:00:00+01:00"}',
+        "is not a real date-time",
+    ),
+    "too precise": (
+        b'{"symbol":"AAPL","price":1.2345678901234567890123456789012345678E-130,"timestamp":"2026-11-20T14:30:00Z"}',
+        "too small to store",
+    ),
 }
 
 
@@ -319,3 +327,45 @@ def test_missing_environment_variable_fails_at_import_naming_it(stack, monkeypat
     sys.modules.pop("functions.processor.app", None)
     with pytest.raises(Exception, match="RAW_BUCKET is not set"):
         importlib.import_module("functions.processor.app")
+
+
+def test_a_tick_whose_partition_key_is_not_its_symbol_is_quarantined(aws, stack, processor_app):
+    """Ordering, and so idempotency, holds per shard; partition key = symbol keeps a symbol on one."""
+    batch = KinesisBatch().add(0, tick("AAPL", 150, at(0)), partition_key="feed-a").add(1, tick("AAPL", 151, at(1)))
+    assert invoke(processor_app, batch.event()) == {"batchItemFailures": []}
+    (body,) = list_objects(aws, stack.physical["RawBucket"].ref, "quarantine/").values()
+    (entry,) = [json.loads(line) for line in body.decode().splitlines()]
+    assert entry["reason"] == "partition key 'feed-a' is not the symbol AAPL; send ticks with their symbol as key"
+    assert quote(aws, stack.physical["MarketTable"].ref, "AAPL")["price"] == Decimal("151")
+
+
+def test_an_update_too_large_for_one_item_is_written_as_a_chain_with_the_same_result(
+    aws, stack, processor_app, monkeypatch
+):
+    import tickwatch_core.processor as processor_module
+
+    documents = market_ticks(60, symbols=("AAPL",))
+    batch = KinesisBatch()
+    for n, document in enumerate(documents):
+        batch.add(n, document)
+    once = _apply_once(aws, stack, processor_app, batch)
+
+    table = stack.physical["MarketTable"].ref
+    for key in scan_table(aws, table):
+        aws.client("dynamodb").delete_item(TableName=table, Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}})
+    monkeypatch.setattr(processor_module, "QUOTE_TRADES_LIMIT", 200)  # about 15 trades an item
+    dynamodb = aws.client("dynamodb")
+    counter = CallCounter().attach(dynamodb)
+    # The third quote write fails: the ticks of that write and every later one are reported.
+    failing = FailingClient(
+        dynamodb,
+        {"put_item": lambda kw: kw["Item"]["sk"]["S"] == "QUOTE" and counter.count("dynamodb", "PutItem") >= 3},
+        times=1,
+    )
+    processor_app.processor.clients = clients_for(aws, dynamodb=failing)
+    response = invoke(processor_app, batch.event())
+    (failure,) = response["batchItemFailures"]
+    assert sequence(0) < failure["itemIdentifier"] <= sequence(59)
+    assert invoke(processor_app, batch.event_from(failure["itemIdentifier"])) == {"batchItemFailures": []}
+    assert counter.count("dynamodb", "PutItem") > 4
+    assert state_of(aws, stack)[1] == once

@@ -86,3 +86,9 @@ def test_bad_rules_are_refused_with_a_clear_message(store, arguments, message):
 def test_malformed_rule_id_is_refused(store):
     with pytest.raises(ValueError, match="is not a rule id"):
         store.remove("AAPL")
+
+
+@pytest.mark.parametrize("cooldown", [timedelta(seconds=0.5), timedelta(seconds=90.5), timedelta(0)])
+def test_cooldowns_are_whole_seconds(store, cooldown):
+    with pytest.raises(ValueError, match="cooldown must be a whole number of seconds"):
+        store.add("AAPL", "above", 200, cooldown=cooldown)

@@ -36,3 +36,17 @@ def test_alert_message_is_readable():
     assert "Time:       2026-11-20 14:30:00.123 UTC" in body
     assert "Cooldown:   15m" in body
     assert "re-arms when AAPL trades below 200 at least 15m after this alert" in body
+
+
+def test_alert_keys_sort_in_time_order_within_a_second():
+    from tickwatch_core.items import key_timestamp
+
+    whole_second = datetime(2026, 11, 20, 14, 30, 5, tzinfo=UTC)
+    assert key_timestamp(whole_second) == "2026-11-20T14:30:05.000Z"
+    assert key_timestamp(whole_second) < key_timestamp(whole_second + timedelta(milliseconds=120))
+
+
+def test_trade_times_decode_exactly():
+    moment = datetime(2026, 11, 20, 14, 30, 0, 44000, tzinfo=UTC)
+    trades = (Trade(Decimal("1"), moment), Trade(Decimal("2"), moment - timedelta(days=400, milliseconds=1)))
+    assert items.decode_trades(items.encode_trades(trades)) == trades

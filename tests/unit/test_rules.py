@@ -118,3 +118,8 @@ def test_durations(text, seconds):
 def test_bad_durations(bad):
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+def test_thresholds_dynamodb_cannot_store_are_refused():
+    with pytest.raises(ValueError, match=r"threshold .* significant digits; at most 38"):
+        parse_threshold("1.234567890123456789012345678901234567891")

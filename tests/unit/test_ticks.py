@@ -145,3 +145,40 @@ def test_long_reasons_are_shortened():
     with pytest.raises(TickRejected) as rejected:
         parse(valid(symbol="A" * 3000))
     assert len(rejected.value.reason) <= 300
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "reason"),
+    [
+        ("0001-01-01T00:00:00+01:00", "is not a real date-time"),  # before year 1 in UTC
+        ("9999-12-31T23:59:59-01:00", "is not a real date-time"),  # after year 9999 in UTC
+        ("1969-12-31T23:59:59Z", "is before 1970"),
+    ],
+)
+def test_timestamps_out_of_range_are_rejected_not_crashing(timestamp, reason):
+    with pytest.raises(TickRejected, match=reason):
+        parse_tick(json.dumps(valid(timestamp=timestamp)).encode(), received_at=datetime(9999, 1, 1, tzinfo=UTC))
+
+
+def test_trailing_zeros_beyond_38_digits_are_harmless():
+    tick = parse(
+        b'{"symbol":"AAPL","price":1.000000000000000000000000000000000000000,"timestamp":"2026-11-20T14:30:00Z"}'
+    )
+    assert tick.price == 1
+    from boto3.dynamodb.types import TypeSerializer
+
+    TypeSerializer().serialize(tick.price)  # boto3 accepts it
+
+
+@pytest.mark.parametrize("field", ["price", "bid", "ask"])
+def test_numbers_dynamodb_cannot_store_are_rejected_for_every_price_field(field):
+    text = json.dumps(valid()).replace("}", f', "{field}": 1.2345678901234567890123456789012345678E-130}}')
+    text = text.replace('"price": 189.25, ', "") if field == "price" else text
+    with pytest.raises(TickRejected, match=f"{field}: .* too small to store"):
+        parse(text.encode())
+
+
+def test_producer_floats_and_processor_json_agree_on_whole_number_volumes():
+    # 300.0 serialises as "300.0", which the schema's integer type refuses on the processor side.
+    with pytest.raises(TickRejected, match=r"volume: 300\.0 is not of type 'integer'"):
+        parse(json.dumps(valid(volume=300.0)).encode())

@@ -12,9 +12,10 @@ For one batch of stream records:
    the stream record of that update as the first failure, so Lambda redelivers from there.
 
 A redelivered record therefore neither publishes twice (step 3) nor loses an alert (state is only
-saved past firings that are recorded). The one gap no standard SNS topic can close: if SNS accepts
-a message and the history write then fails even after retries, the retry publishes it again. That
-is a duplicate, never a loss.
+saved past firings that are recorded). The one gap no standard SNS topic can close: if SNS accepted
+a message but its history item was not recorded (the write failed even after retries, SNS's reply
+was lost, or the function died in between), the retry publishes it again. That is a duplicate,
+never a loss.
 """
 
 from __future__ import annotations
@@ -236,7 +237,10 @@ class AlertDispatcher:
         first_changed: StreamQuoteUpdate | None = None
         for entry, (state_after, firings) in zip(evaluation.entries, evaluation.results, strict=True):
             if any(firing.alert_id not in recorded for firing in firings):
-                break  # already reported as a failure at this update; redelivery resumes here
+                # Normally already reported where it failed; reporting it here too makes sure a
+                # firing that went missing in any other way is redelivered, never skipped.
+                report.failures.append((f"rule {evaluation.rule_id}", "alert not recorded", entry.stream_sequence))
+                break
             if state_after != state_to_save and first_changed is None:
                 first_changed = entry
             state_to_save = state_after

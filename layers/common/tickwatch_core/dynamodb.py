@@ -62,6 +62,28 @@ def batch_put(client: Any, table_name: str, new_items: Sequence[dict[str, Any]])
             raise UnprocessedItemsError("BatchWriteItem", len(request[table_name]))
 
 
+def keys_by_kind(
+    client: Any, table_name: str, kind: str, *, newest_first: bool = False, limit: int | None = None
+) -> list[items.Key]:
+    """Keys of every item of one kind (QUOTE, RULE, ALERT) from the keys-only ByKind index."""
+    keys: list[items.Key] = []
+    arguments: dict[str, Any] = {
+        "TableName": table_name,
+        "IndexName": items.KIND_INDEX,
+        "KeyConditionExpression": "kind = :kind",
+        "ExpressionAttributeValues": {":kind": {"S": kind}},
+        "ScanIndexForward": not newest_first,
+    }
+    while True:
+        if limit is not None:
+            arguments["Limit"] = limit - len(keys)
+        response = client.query(**arguments)
+        keys += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
+        if "LastEvaluatedKey" not in response or (limit is not None and len(keys) >= limit):
+            return keys
+        arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def _back_off(attempt: int) -> None:
     # Full jitter, as DynamoDB's guidance for unprocessed items suggests.
     time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))

@@ -32,6 +32,7 @@ ALERT_PREFIX = "ALERT#"
 TTL_ATTRIBUTE = "expires_at"
 KIND_INDEX = "ByKind"
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -144,11 +145,11 @@ def decode_trades(text: str) -> tuple[Trade, ...]:
     if not text:
         return ()
     base_text, _, body = text.partition("|")
-    base = int(base_text)
+    base = _EPOCH + timedelta(milliseconds=int(base_text))
     trades = []
     for entry in body.split(";"):
         price, _, offset = entry.partition("@")
-        trades.append(Trade(Decimal(price), datetime.fromtimestamp((base + int(offset)) / 1000, UTC)))
+        trades.append(Trade(Decimal(price), base + timedelta(milliseconds=int(offset))))
     return tuple(trades)
 
 
@@ -266,7 +267,12 @@ def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, re
 
 
 def _alert_sort_suffix(firing: Firing) -> str:
-    return f"{format_timestamp(firing.at)}#{firing.alert_id}"
+    return f"{key_timestamp(firing.at)}#{firing.alert_id}"
+
+
+def key_timestamp(moment: datetime) -> str:
+    """Fixed millisecond precision, so keys sort in time order (`...05Z` would sort after `...05.120Z`)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -278,7 +284,7 @@ def parse_time(text: str) -> datetime:
 
 def _epoch_ms(moment: datetime) -> int:
     # Integer arithmetic: float timestamps can round 0.123 s to 122 ms.
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment - _EPOCH
     return (delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000
 
 

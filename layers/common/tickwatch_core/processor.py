@@ -16,7 +16,7 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -25,11 +25,14 @@ from tickwatch_core import items
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import ProcessorSettings
 from tickwatch_core.dynamodb import batch_get
-from tickwatch_core.market import Bar, Quote, ReceivedTick, bar_start, fold_bar, fold_quote
+from tickwatch_core.market import Bar, Quote, ReceivedTick, bar_start, fold_bar, fold_quote, new_ticks
 from tickwatch_core.sequence import sortable_sequence
 from tickwatch_core.ticks import TickRejected, format_timestamp, parse_tick
 
 RAW_PREFIX = "raw/"
+# A quote carries the trades of its update. Should a batch hold so many trades of one symbol that
+# they approach DynamoDB's 400 KB item limit, the update is split into several writes in order.
+QUOTE_TRADES_LIMIT = 256 * 1024
 QUARANTINE_PREFIX = "quarantine/"
 _WRITE_THREADS = 16
 
@@ -71,6 +74,8 @@ class ItemWrite:
     item: dict[str, Any]
     expected_applied_seq: str | None
     records: tuple[StreamRecord, ...]
+    # Further versions of the same item, written in order after this one (see QUOTE_TRADES_LIMIT).
+    then: tuple[ItemWrite, ...] = ()
 
 
 @dataclass(slots=True)
@@ -116,6 +121,12 @@ def split_batch(
             tick = parse_tick(record.data, received_at=record.arrival)
         except TickRejected as rejection:
             quarantined.append(QuarantinedRecord(record, rejection.reason))
+            continue
+        if record.partition_key != tick.symbol:
+            # Idempotency compares sequence numbers per symbol, which only holds when all ticks of
+            # a symbol share one shard: that is what partition key = symbol guarantees.
+            reason = f"partition key {record.partition_key!r} is not the symbol {tick.symbol}"
+            quarantined.append(QuarantinedRecord(record, reason + "; send ticks with their symbol as key"))
             continue
         accepted.append(
             (
@@ -225,17 +236,13 @@ def plan_item_writes(
     for symbol, entries in by_symbol.items():
         stored = current.get(items.key_of(items.quote_key(symbol)))
         previous: Quote | None = items.quote_from_values(stored) if stored else None
-        quote = fold_quote(previous, [received for _, received in entries])
-        if quote is None:
+        record_of = {received.sequence_key: record for record, received in entries}
+        chain = _quote_chain(previous, [received for _, received in entries], now)
+        if not chain:
             unchanged += 1
             continue
-        writes.append(
-            ItemWrite(
-                item=items.quote_to_item(quote, updated_at=now),
-                expected_applied_seq=previous.applied_seq if previous else None,
-                records=tuple(record for record, _ in entries),
-            )
-        )
+        steps = [ItemWrite(item, expected, tuple(record_of[key] for key in keys)) for item, expected, keys in chain]
+        writes.append(replace(steps[0], then=tuple(steps[1:])))
     for (symbol, start), entries in by_bar.items():
         stored = current.get(items.key_of(items.bar_key(symbol, start)))
         previous_bar: Bar | None = items.bar_from_values(stored) if stored else None
@@ -251,6 +258,24 @@ def plan_item_writes(
             )
         )
     return writes, unchanged
+
+
+def _quote_chain(
+    previous: Quote | None, ticks: list[ReceivedTick], now: datetime
+) -> list[tuple[dict[str, Any], str | None, list[str]]]:
+    """Quote items to write in order (normally one), with the applied_seq each expects and the
+    sequence keys of the ticks each applies."""
+    quote = fold_quote(previous, ticks)
+    if quote is None:
+        return []
+    fresh = new_ticks(ticks, previous.applied_seq if previous else None)
+    if len(fresh) == 1 or len(items.encode_trades(quote.trades)) <= QUOTE_TRADES_LIMIT:
+        item = items.quote_to_item(quote, updated_at=now)
+        return [(item, previous.applied_seq if previous else None, [t.sequence_key for t in fresh])]
+    half = len(fresh) // 2
+    first = _quote_chain(previous, fresh[:half], now)
+    middle = items.quote_from_values(items.deserialize(first[-1][0]))
+    return first + _quote_chain(middle, fresh[half:], now)
 
 
 def item_keys_for(accepted: Sequence[tuple[StreamRecord, ReceivedTick]]) -> list[items.Key]:
@@ -329,13 +354,24 @@ class TickBatchProcessor:
         writes, report.items_unchanged = plan_item_writes(accepted, current, self.settings, self.clock())
         with ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, max(1, len(writes)))) as pool:
             outcomes = list(pool.map(self._put_item, writes))
-        for write, error in zip(writes, outcomes, strict=True):
-            if error is None:
-                report.items_written += 1
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if outcome is None:
+                report.items_written += 1 + len(write.then)
             else:
-                report.failures.append(WriteFailure(f"item {items.key_of(write.item)}", error, write.records))
+                error, failed_records = outcome
+                report.failures.append(WriteFailure(f"item {items.key_of(write.item)}", error, failed_records))
 
-    def _put_item(self, write: ItemWrite) -> str | None:
+    def _put_item(self, write: ItemWrite) -> tuple[str, tuple[StreamRecord, ...]] | None:
+        """Write an item (and its follow-up versions, in order); on failure, the error and the
+        records of every version not written."""
+        for position, step in enumerate((write, *write.then)):
+            error = self._put_one(step)
+            if error is not None:
+                failed = tuple(record for later in (write, *write.then)[position:] for record in later.records)
+                return error, failed
+        return None
+
+    def _put_one(self, write: ItemWrite) -> str | None:
         if write.expected_applied_seq is None:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tickwatch_core import items
-from tickwatch_core.dynamodb import batch_get
+from tickwatch_core.dynamodb import batch_get, keys_by_kind
 from tickwatch_core.items import StoredRule
 from tickwatch_core.rules import Direction, Rule, make_rule_id, parse_threshold, split_rule_id, validate_symbol
 
@@ -70,8 +70,8 @@ class RuleStore:
         except ValueError:
             raise ValueError(f"direction {direction!r} is not 'above' or 'below'") from None
         threshold = parse_threshold(threshold)
-        if cooldown is not None and cooldown.total_seconds() <= 0:
-            raise ValueError("cooldown must be longer than zero")
+        if cooldown is not None and (cooldown.total_seconds() < 1 or cooldown.microseconds):
+            raise ValueError("cooldown must be a whole number of seconds, at least 1s")
         rule = Rule(make_rule_id(symbol, direction, threshold), symbol, direction, threshold, cooldown)
         try:
             self.client.put_item(
@@ -90,7 +90,7 @@ class RuleStore:
         if symbol is not None:
             rules = load_rules(self.client, self.table_name, validate_symbol(symbol))
         else:
-            keys = self._index_keys("RULE")
+            keys = keys_by_kind(self.client, self.table_name, "RULE")
             rules = [
                 items.rule_from_values(values) for values in batch_get(self.client, self.table_name, keys).values()
             ]
@@ -113,18 +113,3 @@ class RuleStore:
                 raise UnknownRuleError(f"no rule {rule_id}") from None
             raise
         return items.rule_from_values(items.deserialize(response["Attributes"])).rule
-
-    def _index_keys(self, kind: str) -> list[items.Key]:
-        keys: list[items.Key] = []
-        arguments: dict[str, Any] = {
-            "TableName": self.table_name,
-            "IndexName": items.KIND_INDEX,
-            "KeyConditionExpression": "kind = :kind",
-            "ExpressionAttributeValues": {":kind": {"S": kind}},
-        }
-        while True:
-            response = self.client.query(**arguments)
-            keys += [{"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", [])]
-            if "LastEvaluatedKey" not in response:
-                return keys
-            arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]

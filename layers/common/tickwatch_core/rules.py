@@ -28,6 +28,7 @@ from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 
 from tickwatch_core.market import Trade
+from tickwatch_core.numbers import storable_decimal
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.-]{0,9}$")
 _DURATION_PART = re.compile(r"(\d+)([smhd])")
@@ -122,7 +123,10 @@ def parse_threshold(text: str | Decimal | int | float) -> Decimal:
         raise ValueError(f"threshold {text!r} is not a number") from None
     if not value.is_finite() or value <= 0:
         raise ValueError(f"threshold {text} must be a number greater than zero")
-    return value
+    try:
+        return storable_decimal(value)
+    except ValueError as error:
+        raise ValueError(f"threshold {error}") from None
 
 
 def parse_duration(text: str) -> timedelta:

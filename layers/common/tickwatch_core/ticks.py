@@ -20,6 +20,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from tickwatch_core.numbers import storable_decimal
+
 SCHEMA_FILE = "tick.schema.json"
 
 # A tick is about 150 bytes. Anything far larger is not a tick, and parsing it would only cost time.
@@ -28,9 +30,9 @@ MAX_TICK_BYTES = 4096
 # Clocks of feeds and machines drift; a tick claiming to be from further ahead than this is wrong.
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
-# DynamoDB numbers keep 38 significant digits and magnitudes down to 1E-130.
-_DYNAMODB_MAX_DIGITS = 38
-_DYNAMODB_MIN_EXPONENT = -130
+# Ticks from before the Unix epoch are a unit mistake (seconds read as milliseconds, say), and
+# would partition raw data under years S3 tools do not expect.
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
 
 _MAX_REASON_LENGTH = 300
 # jsonschema quotes values with repr(); numbers are Decimals here, and users should read 1.5.
@@ -186,21 +188,18 @@ def _parse_timestamp(text: str) -> datetime:
     # The schema's pattern has checked the shape; this checks it is a real moment (no 25:00, no
     # 30 February). Python keeps microseconds: digits beyond the sixth are cut, not rounded.
     try:
-        moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lowercase t and z
-    except ValueError as error:
+        moment = datetime.fromisoformat(text.upper()).astimezone(UTC)  # RFC 3339 allows a lowercase t and z
+    except (ValueError, OverflowError) as error:
         raise TickRejected(f"timestamp: {text!r} is not a real date-time ({error})") from None
-    return moment.astimezone(UTC)
+    if moment < EARLIEST_TIMESTAMP:
+        raise TickRejected(f"timestamp: {text!r} is before 1970")
+    return moment
 
 
 def _storable_decimal(name: str, value: int | float | Decimal | None) -> Decimal | None:
     if value is None:
         return None
-    # A float (from a producer building ticks in Python) goes through its shortest repr, so 201.05
-    # stays 201.05 rather than becoming the 48-digit binary expansion of the nearest double.
-    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
-    significant = "".join(map(str, number.as_tuple().digits)).strip("0")
-    if len(significant) > _DYNAMODB_MAX_DIGITS:
-        raise TickRejected(f"{name}: {value} has {len(significant)} significant digits; at most {_DYNAMODB_MAX_DIGITS}")
-    if number.adjusted() < _DYNAMODB_MIN_EXPONENT:
-        raise TickRejected(f"{name}: {value} is too small to store")
-    return number
+    try:
+        return storable_decimal(value)
+    except ValueError as error:
+        raise TickRejected(f"{name}: {error}") from None
