@@ -1,0 +1,597 @@
+"""The `tickwatch` command: feed the pipeline and manage alerts from a terminal.
+
+Exit codes: 0 success, 1 a problem with AWS or the environment (one line says what to do), 2 bad
+input (a bad symbol, threshold, e-mail address, rule id, provider or option).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tickwatch.resources import AwsContext, CliError, InputError, explain
+from tickwatch_core import items
+from tickwatch_core.dynamodb import batch_get, keys_by_kind
+from tickwatch_core.rule_store import RuleStore, UnknownRuleError
+from tickwatch_core.rules import (
+    Direction,
+    format_decimal,
+    format_duration,
+    parse_duration,
+    parse_threshold,
+    validate_symbol,
+)
+
+PROVIDERS = ("simulator", "replay", "finnhub", "twelvedata")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DEFAULT_SPOOL_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tickwatch" / "spool"
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    aws = argparse.ArgumentParser(add_help=False)
+    group = aws.add_argument_group("AWS")
+    group.add_argument("--stack", help="stack whose outputs name the resources (default: samconfig.toml's stack)")
+    group.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    group.add_argument("--profile", help="AWS profile")
+
+    parser = argparse.ArgumentParser(
+        prog="tickwatch",
+        description="Feed the tickwatch pipeline with ticks and manage price alerts.",
+        epilog="Set AWS_ENDPOINT_URL to use a local emulator instead of AWS.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fetch = commands.add_parser(
+        "fetch",
+        parents=[aws],
+        help="put ticks into the stream",
+        description=FETCH_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    fetch.add_argument(
+        "--provider", choices=PROVIDERS, default="simulator", help="where ticks come from (default: simulator)"
+    )
+    fetch.add_argument(
+        "--symbols",
+        help="comma-separated symbols; for the simulator SYMBOL=PRICE sets a start price (default: 20 large US stocks)",
+    )
+    rate = fetch.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=None,
+        help="simulator: ticks per second in total, 0 for as fast as possible (default 50)",
+    )
+    rate.add_argument("--rate-per-symbol", type=_positive_float, help="simulator: ticks per second for each symbol")
+    fetch.add_argument("--seed", type=int, help="simulator: seed for a reproducible run")
+    fetch.add_argument(
+        "--file", type=Path, help="replay: CSV (symbol,timestamp,price[,volume,bid,ask]) or JSON Lines file"
+    )
+    fetch.add_argument(
+        "--speed",
+        type=_non_negative_float,
+        default=0.0,
+        help="replay: N times the recorded pace (default 0: as fast as possible)",
+    )
+    fetch.add_argument("--shift-to-now", action="store_true", help="replay: move timestamps so the first tick is now")
+    fetch.add_argument(
+        "--api-key-secret",
+        help="finnhub/twelvedata: Secrets Manager secret with the API key (default: the FINNHUB_API_KEY "
+        "or TWELVEDATA_API_KEY variable)",
+    )
+    fetch.add_argument(
+        "--credits-per-minute",
+        type=_positive_int,
+        default=8,
+        help="twelvedata: API credits your plan allows a minute (free plan: 8)",
+    )
+    fetch.add_argument("--stream", help="Kinesis stream name (default: the stack's TickStreamName)")
+    fetch.add_argument("--dry-run", action="store_true", help="write JSON Lines to stdout instead of Kinesis")
+    fetch.add_argument("--duration", type=_duration, help="stop after this long, like 30s, 10m, 1h")
+    fetch.add_argument("--count", type=_positive_int, help="stop after this many ticks")
+    fetch.add_argument(
+        "--spool-dir",
+        type=Path,
+        default=DEFAULT_SPOOL_DIR,
+        help=f"where ticks wait while the stream is unreachable (default {DEFAULT_SPOOL_DIR})",
+    )
+
+    rules = commands.add_parser(
+        "rules", help="add, list and remove alert rules", description="Threshold rules: see README 'Alert semantics'."
+    )
+    rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    add = rule_commands.add_parser("add", parents=[aws], help="add a rule", description="Add a rule; it starts armed.")
+    add.add_argument("symbol", help="ticker, e.g. AAPL")
+    side = add.add_mutually_exclusive_group(required=True)
+    side.add_argument("--above", metavar="PRICE", help="fire when the price trades at or above PRICE")
+    side.add_argument("--below", metavar="PRICE", help="fire when the price trades at or below PRICE")
+    add.add_argument("--cooldown", type=_duration, help="do not re-arm until this long after an alert, like 15m")
+    add.add_argument("--table", help="market table (default: the stack's MarketTableName)")
+    listing = rule_commands.add_parser(
+        "list", parents=[aws], help="list rules", description="List rules and their state."
+    )
+    listing.add_argument("symbol", nargs="?", help="only this symbol's rules")
+    listing.add_argument("--table", help="market table (default: the stack's MarketTableName)")
+    remove = rule_commands.add_parser(
+        "remove", parents=[aws], help="remove a rule", description="Remove a rule by its id."
+    )
+    remove.add_argument("rule_id", help="rule id as `rules list` shows it, e.g. AAPL-above-200")
+    remove.add_argument("--table", help="market table (default: the stack's MarketTableName)")
+
+    subscribe = commands.add_parser(
+        "subscribe",
+        parents=[aws],
+        help="e-mail alerts to an address",
+        description="Subscribe an e-mail address to alerts.",
+    )
+    subscribe.add_argument("email")
+    subscribe.add_argument("--symbols", help="comma-separated symbols to receive alerts for (default: all)")
+    subscribe.add_argument("--topic-arn", help="alert topic (default: the stack's AlertTopicArn)")
+    unsubscribe = commands.add_parser(
+        "unsubscribe", parents=[aws], help="stop e-mailing an address", description="Remove an e-mail subscription."
+    )
+    unsubscribe.add_argument("email")
+    unsubscribe.add_argument("--topic-arn", help="alert topic (default: the stack's AlertTopicArn)")
+    subscriptions = commands.add_parser(
+        "subscriptions", parents=[aws], help="list subscriptions", description="List the alert topic's subscriptions."
+    )
+    subscriptions.add_argument("--topic-arn", help="alert topic (default: the stack's AlertTopicArn)")
+
+    quotes = commands.add_parser(
+        "quotes", parents=[aws], help="latest quotes and today's range", description="Latest quotes as a table."
+    )
+    quotes.add_argument("symbols", nargs="*", help="symbols (default: every symbol with a quote)")
+    quotes.add_argument("--table", help="market table (default: the stack's MarketTableName)")
+    alerts = commands.add_parser(
+        "alerts", parents=[aws], help="recent alert history", description="Recent alerts, newest first."
+    )
+    alerts.add_argument("symbol", nargs="?", help="only this symbol's alerts")
+    alerts.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
+    alerts.add_argument("--table", help="market table (default: the stack's MarketTableName)")
+    return parser
+
+
+FETCH_HELP = """Put ticks into the Kinesis stream.
+
+providers:
+  simulator   realistic trades (random walk with momentum and mean reversion, 0.02 % spread,
+              occasional large trades); --rate, --rate-per-symbol, --seed, --symbols
+  replay      a CSV or JSON Lines file; --file, --speed, --shift-to-now
+  finnhub     real-time trades over Finnhub's WebSocket API; key in FINNHUB_API_KEY
+  twelvedata  quotes polled from Twelve Data's REST API within --credits-per-minute;
+              key in TWELVEDATA_API_KEY
+
+Every tick is validated against the tick schema before it is sent; invalid ones are reported.
+If the stream is unreachable, ticks wait in a spool file and are sent when it is back.
+Ctrl-C or SIGTERM flush before exiting."""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than zero")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text} must be greater than zero")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a number of at least zero")
+    return value
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text).total_seconds()
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+# --- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    context = AwsContext(
+        region=args.region,
+        profile=args.profile,
+        stack=args.stack,
+        overrides={name: getattr(args, name, None) for name in ("stream", "table", "topic_arn")},
+        session_factory=session_factory,
+    )
+    handler = COMMANDS[args.command if args.command != "rules" else f"rules {args.rules_command}"]
+    try:
+        return handler(args, context)
+    except CliError as error:
+        print(f"tickwatch: {error}", file=sys.stderr)
+        return error.exit_code
+    except (ClientError, BotoCoreError) as error:
+        print(f"tickwatch: {explain(error)}", file=sys.stderr)
+        return 1
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+# --- fetch --------------------------------------------------------------------------------------
+
+
+def command_fetch(args: argparse.Namespace, context: AwsContext) -> int:
+    from tickwatch.fetch.runner import Progress, describe, run_fetch, stop_on_signals
+    from tickwatch.fetch.writer import DryRunWriter, KinesisWriter, Spool, StreamUnavailable
+
+    progress = Progress()
+    provider = _build_provider(args, context, progress)
+    if args.dry_run:
+        writer: Any = DryRunWriter()
+        destination, spool_path = "stdout", None
+    else:
+        stream = context.resource("stream")
+        # The writer retries failed records itself, with backoff and a spool; SDK retries on top
+        # would only delay noticing an outage.
+        kinesis = context.session.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
+        spool = Spool(args.spool_dir / f"{stream}.jsonl")
+        if spool.pending:
+            progress.problem(f"sending {spool.pending:,} ticks spooled by an earlier run first")
+        try:
+            writer = KinesisWriter(kinesis, stream, spool)
+        except StreamUnavailable as error:
+            raise CliError(f"{error}: check --stream/--stack/--region") from None
+        destination, spool_path = stream, spool.path
+
+    stop = threading.Event()
+    try:
+        with stop_on_signals(stop):
+            summary = run_fetch(provider, writer, progress, count=args.count, duration=args.duration, stop=stop)
+    except StreamUnavailable as error:
+        raise CliError(f"{error}: check --stream/--stack/--region (unsent ticks are in the spool)") from None
+    except _provider_errors() as error:
+        raise CliError(str(error)) from None
+    progress.finish(describe(summary, writer.stats, destination, spool_path))
+    return 0
+
+
+def _provider_errors() -> tuple[type[Exception], ...]:
+    from tickwatch.fetch.keys import ApiKeyError
+    from tickwatch.fetch.providers import ProviderError
+
+    return (ProviderError, ApiKeyError)
+
+
+def _build_provider(args: argparse.Namespace, context: AwsContext, progress: Any) -> Any:
+    from tickwatch.fetch.keys import ApiKeyError, api_key
+    from tickwatch.fetch.providers import (
+        FinnhubTradesProvider,
+        ReplayProvider,
+        SimulatorProvider,
+        TwelveDataQuotesProvider,
+    )
+    from tickwatch.fetch.simulator import DEFAULT_SYMBOLS, MarketSimulator, parse_symbols
+
+    try:
+        symbols = parse_symbols(args.symbols) if args.symbols else dict(DEFAULT_SYMBOLS)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if args.provider != "simulator" and (args.seed is not None or args.rate is not None or args.rate_per_symbol):
+        raise InputError(f"--seed, --rate and --rate-per-symbol are simulator options, not {args.provider}'s")
+    if args.provider == "simulator":
+        rate = (
+            args.rate_per_symbol * len(symbols) if args.rate_per_symbol else (50.0 if args.rate is None else args.rate)
+        )
+        return SimulatorProvider(MarketSimulator(symbols=symbols, seed=args.seed), rate=rate)
+    if args.provider == "replay":
+        if args.file is None:
+            raise InputError("replay needs --file (a CSV or JSON Lines file of ticks)")
+        if not args.file.is_file():
+            raise InputError(f"replay file {args.file} does not exist")
+        return ReplayProvider(
+            args.file, speed=args.speed, shift_to_now=args.shift_to_now, report=progress.provider_problem
+        )
+    try:
+        key = api_key(args.provider, secret_id=args.api_key_secret, session=context.session)
+    except ApiKeyError as error:
+        raise CliError(str(error)) from None
+    if args.provider == "finnhub":
+        url = os.environ.get("TICKWATCH_FINNHUB_URL", "wss://ws.finnhub.io")
+        return FinnhubTradesProvider(key, list(symbols), url=url, report=progress.provider_problem)
+    url = os.environ.get("TICKWATCH_TWELVEDATA_URL", "https://api.twelvedata.com")
+    return TwelveDataQuotesProvider(
+        key, list(symbols), credits_per_minute=args.credits_per_minute, url=url, report=progress.provider_problem
+    )
+
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def _rule_store(context: AwsContext) -> RuleStore:
+    return RuleStore(context.client("dynamodb"), context.resource("table"))
+
+
+def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
+    direction, threshold = (Direction.ABOVE, args.above) if args.above is not None else (Direction.BELOW, args.below)
+    cooldown = timedelta(seconds=args.cooldown) if args.cooldown else None
+    # Check the input before looking up the stack, so a typo is reported as such.
+    _check_symbol(args.symbol)
+    try:
+        parse_threshold(threshold)
+        rule = _rule_store(context).add(args.symbol, direction, threshold, cooldown=cooldown)
+    except ValueError as error:  # including RuleExistsError
+        raise InputError(str(error)) from None
+    extra = f", cooldown {format_duration(rule.cooldown)}" if rule.cooldown else ""
+    print(f"added rule {rule.rule_id} ({rule.describe()}{extra}); it is armed")
+    return 0
+
+
+def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
+    if args.symbol:
+        _check_symbol(args.symbol)
+    stored = _rule_store(context).list(args.symbol)
+    if not stored:
+        print(
+            "no rules"
+            + (f" for {args.symbol}" if args.symbol else "")
+            + "; add one with: tickwatch rules add SYMBOL --above PRICE"
+        )
+        return 0
+    rows = [
+        (
+            entry.rule.rule_id,
+            entry.rule.symbol,
+            entry.rule.direction.value,
+            format_decimal(entry.rule.threshold),
+            format_duration(entry.rule.cooldown) if entry.rule.cooldown else "-",
+            "armed" if entry.state.armed else "disarmed",
+            _time(entry.state.last_fired_at) if entry.state.last_fired_at else "-",
+        )
+        for entry in stored
+    ]
+    print(format_table(("RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "STATE", "LAST FIRED"), rows))
+    return 0
+
+
+def command_rules_remove(args: argparse.Namespace, context: AwsContext) -> int:
+    try:
+        rule = _rule_store(context).remove(args.rule_id)
+    except (UnknownRuleError, ValueError) as error:
+        raise InputError(str(error)) from None
+    print(f"removed rule {rule.rule_id} ({rule.describe()})")
+    return 0
+
+
+# --- subscriptions ------------------------------------------------------------------------------
+
+
+def command_subscribe(args: argparse.Namespace, context: AwsContext) -> int:
+    email = _check_email(args.email)
+    symbols = [_check_symbol(s.strip()) for s in args.symbols.split(",") if s.strip()] if args.symbols else []
+    if args.symbols is not None and not symbols:
+        raise InputError("--symbols is empty; leave it out to receive alerts for every symbol")
+    topic_arn = context.resource("topic_arn")
+    sns = context.client("sns")
+    attributes = {}
+    if symbols:
+        attributes = {"FilterPolicy": json.dumps({"symbol": symbols}), "FilterPolicyScope": "MessageAttributes"}
+    existing = _email_subscription(sns, topic_arn, email)
+    if existing and existing["SubscriptionArn"] != "PendingConfirmation":
+        sns.set_subscription_attributes(
+            SubscriptionArn=existing["SubscriptionArn"],
+            AttributeName="FilterPolicy",
+            AttributeValue=attributes.get("FilterPolicy", "{}"),
+        )
+        print(f"{email} is already subscribed; it now receives alerts for {_symbols_text(symbols)}")
+        return 0
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="email", Endpoint=email, Attributes=attributes, ReturnSubscriptionArn=True
+    )
+    print(
+        f"subscribed {email} to alerts for {_symbols_text(symbols)}.\n"
+        "AWS has sent it a confirmation e-mail ('AWS Notification - Subscription Confirmation'): open it and "
+        "click 'Confirm subscription'. No alert is delivered before that; the link is valid for 3 days."
+    )
+    return 0
+
+
+def command_unsubscribe(args: argparse.Namespace, context: AwsContext) -> int:
+    email = _check_email(args.email)
+    sns = context.client("sns")
+    existing = _email_subscription(sns, context.resource("topic_arn"), email)
+    if existing is None:
+        raise InputError(f"{email} has no e-mail subscription to the alert topic")
+    if existing["SubscriptionArn"] == "PendingConfirmation":
+        raise CliError(
+            f"{email} has not confirmed its subscription yet; SNS cannot remove a pending subscription, "
+            "it lapses by itself 3 days after it was requested"
+        )
+    sns.unsubscribe(SubscriptionArn=existing["SubscriptionArn"])
+    print(f"unsubscribed {email}")
+    return 0
+
+
+def command_subscriptions(args: argparse.Namespace, context: AwsContext) -> int:
+    sns = context.client("sns")
+    rows = []
+    for subscription in _subscriptions(sns, context.resource("topic_arn")):
+        arn = subscription["SubscriptionArn"]
+        symbols = "all"
+        if arn != "PendingConfirmation" and arn.startswith("arn:"):
+            attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+            policy = json.loads(attributes.get("FilterPolicy") or "{}")
+            symbols = ",".join(policy.get("symbol", [])) or "all"
+        status = "pending confirmation" if arn == "PendingConfirmation" else "confirmed"
+        rows.append((subscription["Endpoint"], subscription["Protocol"], status, symbols))
+    if not rows:
+        print("no subscriptions; add one with: tickwatch subscribe EMAIL")
+        return 0
+    print(format_table(("ENDPOINT", "PROTOCOL", "STATUS", "SYMBOLS"), rows))
+    return 0
+
+
+def _subscriptions(sns: Any, topic_arn: str) -> list[dict]:
+    found = []
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+        found += page.get("Subscriptions", [])
+    return found
+
+
+def _email_subscription(sns: Any, topic_arn: str, email: str) -> dict | None:
+    for subscription in _subscriptions(sns, topic_arn):
+        if subscription["Protocol"] == "email" and subscription["Endpoint"].lower() == email.lower():
+            return subscription
+    return None
+
+
+def _symbols_text(symbols: list[str]) -> str:
+    return ", ".join(symbols) if symbols else "every symbol"
+
+
+# --- quotes and alerts --------------------------------------------------------------------------
+
+
+def command_quotes(args: argparse.Namespace, context: AwsContext) -> int:
+    symbols = [_check_symbol(symbol) for symbol in args.symbols]
+    dynamodb, table = context.client("dynamodb"), context.resource("table")
+    keys = [items.quote_key(symbol) for symbol in symbols] if symbols else keys_by_kind(dynamodb, table, "QUOTE")
+    found = {values["symbol"]: values for values in batch_get(dynamodb, table, keys).values()}
+    if not found:
+        print(
+            "no quotes yet"
+            + (f" for {', '.join(symbols)}" if symbols else "")
+            + "; feed the pipeline with: tickwatch fetch"
+        )
+        return 0 if not symbols else 1
+    today = datetime.now(UTC).date().isoformat()
+    rows = []
+    for symbol in symbols or sorted(found):
+        values = found.get(symbol)
+        if values is None:
+            rows.append((symbol, "-", "-", "-", "-", "no quote yet", "-", "-"))
+            continue
+        change = (values["price"] - values["day_open"]) / values["day_open"] * 100
+        day = "today" if values["day"] == today else values["day"]
+        rows.append(
+            (
+                symbol,
+                format_decimal(values["price"]),
+                f"{change:+.2f}%",
+                _optional(values.get("bid")),
+                _optional(values.get("ask")),
+                f"{format_decimal(values['day_low'])} - {format_decimal(values['day_high'])} ({day})",
+                f"{int(values['day_volume']):,}",
+                values["at"],
+            )
+        )
+    print(format_table(("SYMBOL", "LAST", "CHANGE", "BID", "ASK", "DAY RANGE", "VOLUME", "AT"), rows))
+    return 0
+
+
+def command_alerts(args: argparse.Namespace, context: AwsContext) -> int:
+    dynamodb, table = context.client("dynamodb"), context.resource("table")
+    if args.symbol:
+        response = dynamodb.query(
+            TableName=table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={
+                ":pk": {"S": items.symbol_pk(_check_symbol(args.symbol))},
+                ":prefix": {"S": items.ALERT_PREFIX},
+            },
+            ScanIndexForward=False,
+            Limit=args.limit,
+        )
+        alerts = [items.deserialize(item) for item in response.get("Items", [])]
+    else:
+        keys = keys_by_kind(dynamodb, table, "ALERT", newest_first=True, limit=args.limit)
+        alerts = list(batch_get(dynamodb, table, keys).values())
+    alerts.sort(key=lambda alert: alert["fired_at"], reverse=True)
+    if not alerts:
+        print("no alerts yet" + (f" for {args.symbol}" if args.symbol else ""))
+        return 0
+    rows = [
+        (
+            alert["fired_at"],
+            alert["symbol"],
+            alert["direction"],
+            format_decimal(alert["threshold"]),
+            format_decimal(alert["price"]),
+            alert["rule_id"],
+        )
+        for alert in alerts[: args.limit]
+    ]
+    print(format_table(("FIRED AT", "SYMBOL", "DIRECTION", "THRESHOLD", "PRICE", "RULE"), rows))
+    return 0
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _check_symbol(symbol: str) -> str:
+    try:
+        return validate_symbol(symbol)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+
+
+def _check_email(email: str) -> str:
+    if not EMAIL_PATTERN.match(email):
+        raise InputError(f"{email!r} is not an e-mail address")
+    return email
+
+
+def _optional(value: Decimal | None) -> str:
+    return "-" if value is None else format_decimal(value)
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in (headers, *rows)
+    ]
+    return "\n".join(lines)
+
+
+COMMANDS = {
+    "fetch": command_fetch,
+    "rules add": command_rules_add,
+    "rules list": command_rules_list,
+    "rules remove": command_rules_remove,
+    "subscribe": command_subscribe,
+    "unsubscribe": command_unsubscribe,
+    "subscriptions": command_subscriptions,
+    "quotes": command_quotes,
+    "alerts": command_alerts,
+}

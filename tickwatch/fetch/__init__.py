@@ -1,0 +1,1 @@
+"""`tickwatch fetch`: providers of ticks, validation against the shared schema, and the Kinesis writer."""
