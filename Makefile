@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install lint build test clean lock
+.PHONY: help install run lint build test clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ $(SAM_VENV)/.installed: .ci/constraints-sam.txt | $(VENV)/.installed
 	$(BIN)/python -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install --quiet --constraint .ci/constraints-sam.txt aws-sam-cli==$(SAM_VERSION)
 	@touch $@
+
+run: $(VENV)/.installed ## the whole pipeline on this machine for 2 minutes (more: make run ARGS="--duration 10m")
+	$(BIN)/tickwatch local --duration 2m $(ARGS)
 
 lint: install ## ruff, cfn-lint and sam validate --lint
 	$(BIN)/ruff check .
@@ -54,7 +57,7 @@ test: lint build ## lint, build, then every test (offline, no AWS account)
 	$(BIN)/pytest
 
 clean: ## remove the environment and build output
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .tickwatch
 
 lock: ## re-pin every transitive dependency after changing a version in pyproject.toml
 	@lock_dir=$$(mktemp -d) && trap 'rm -rf "$$lock_dir"' EXIT && \

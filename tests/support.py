@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -12,6 +11,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from tickwatch.local import events
 from tickwatch_core.aws import AwsClients
 
 ACCOUNT = "123456789012"
@@ -59,22 +59,15 @@ class KinesisBatch:
             partition_key = partition_key if isinstance(partition_key, str) and partition_key else "UNKNOWN"
         arrival = arrival or BASE_TIME + timedelta(seconds=n / 100)
         self.records.append(
-            {
-                "kinesis": {
-                    "kinesisSchemaVersion": "1.0",
-                    "partitionKey": partition_key,
-                    "sequenceNumber": sequence(n),
-                    "data": base64.b64encode(data).decode(),
-                    "approximateArrivalTimestamp": arrival.timestamp(),
-                },
-                "eventSource": "aws:kinesis",
-                "eventVersion": "1.0",
-                "eventID": f"{self.shard_id}:{sequence(n)}",
-                "eventName": "aws:kinesis:record",
-                "invokeIdentityArn": f"arn:aws:iam::{ACCOUNT}:role/tickwatch-processor-role",
-                "awsRegion": REGION,
-                "eventSourceARN": self.stream_arn,
-            }
+            events.kinesis_record(
+                data=data,
+                sequence_number=sequence(n),
+                partition_key=partition_key,
+                arrival=arrival,
+                shard_id=self.shard_id,
+                stream_arn=self.stream_arn,
+                region=REGION,
+            )
         )
         return self
 
@@ -113,7 +106,7 @@ class StreamReader:
             )["ShardIterator"]
             while iterator:
                 response = self.client.get_records(ShardIterator=iterator, Limit=1000)
-                records += [self._lambda_shape(record) for record in response["Records"]]
+                records += [events.dynamodb_record_from_api(r, stream_arn=self.stream_arn) for r in response["Records"]]
                 if not response["Records"]:
                     break
                 iterator = response.get("NextShardIterator")
@@ -130,21 +123,6 @@ class StreamReader:
                 if r["eventName"] in ("INSERT", "MODIFY") and r["dynamodb"]["Keys"]["sk"]["S"] == "QUOTE"
             ]
         return {"Records": fresh}
-
-    def _lambda_shape(self, record: dict[str, Any]) -> dict[str, Any]:
-        stream = dict(record["dynamodb"])
-        created = stream.get("ApproximateCreationDateTime")
-        if isinstance(created, datetime):
-            stream["ApproximateCreationDateTime"] = int(created.timestamp())
-        return {
-            "eventID": record["eventID"],
-            "eventName": record["eventName"],
-            "eventVersion": record.get("eventVersion", "1.1"),
-            "eventSource": "aws:dynamodb",
-            "awsRegion": REGION,
-            "dynamodb": stream,
-            "eventSourceARN": self.stream_arn,
-        }
 
 
 class FailingClient:
@@ -220,6 +198,22 @@ def clients_for(session: Any, **overrides: Any) -> AwsClients:
     clients = {service: session.client(service) for service in ("s3", "dynamodb", "sns")}
     clients.update(overrides)
     return AwsClients(**clients)
+
+
+def kinesis_records(client: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record in a Kinesis stream (boto3 shape), shard by shard from the oldest."""
+    records: list[dict[str, Any]] = []
+    for shard in client.list_shards(StreamName=stream)["Shards"]:
+        iterator = client.get_shard_iterator(
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
+        while iterator:
+            response = client.get_records(ShardIterator=iterator, Limit=10000)
+            records += response["Records"]
+            if not response["Records"]:
+                break
+            iterator = response.get("NextShardIterator")
+    return records
 
 
 def list_objects(session: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, tick
+from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, kinesis_records, tick
 from tickwatch.cli import main
 from tickwatch_core.ticks import validate_tick_document
 
@@ -36,15 +36,7 @@ def tickwatch(aws, *argv: str) -> int:
 
 
 def stream_records(aws, stream: str) -> list[dict]:
-    client = aws.client("kinesis")
-    found = []
-    for shard in client.list_shards(StreamName=stream)["Shards"]:
-        iterator = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        response = client.get_records(ShardIterator=iterator, Limit=10000)
-        found += [json.loads(record["Data"]) for record in response["Records"]]
-    return found
+    return [json.loads(record["Data"]) for record in kinesis_records(aws.client("kinesis"), stream)]
 
 
 @pytest.mark.parametrize(

@@ -63,52 +63,46 @@ def build_parser() -> argparse.ArgumentParser:
         description=FETCH_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    fetch.add_argument(
-        "--provider", choices=PROVIDERS, default="simulator", help="where ticks come from (default: simulator)"
-    )
-    fetch.add_argument(
-        "--symbols",
-        help="comma-separated symbols; for the simulator SYMBOL=PRICE sets a start price (default: 20 large US stocks)",
-    )
-    rate = fetch.add_mutually_exclusive_group()
-    rate.add_argument(
-        "--rate",
-        type=_non_negative_float,
-        default=None,
-        help="simulator: ticks per second in total, 0 for as fast as possible (default 50)",
-    )
-    rate.add_argument("--rate-per-symbol", type=_positive_float, help="simulator: ticks per second for each symbol")
-    fetch.add_argument("--seed", type=int, help="simulator: seed for a reproducible run")
-    fetch.add_argument(
-        "--file", type=Path, help="replay: CSV (symbol,timestamp,price[,volume,bid,ask]) or JSON Lines file"
-    )
-    fetch.add_argument(
-        "--speed",
-        type=_non_negative_float,
-        default=0.0,
-        help="replay: N times the recorded pace (default 0: as fast as possible)",
-    )
-    fetch.add_argument("--shift-to-now", action="store_true", help="replay: move timestamps so the first tick is now")
-    fetch.add_argument(
-        "--api-key-secret",
-        help="finnhub/twelvedata: Secrets Manager secret with the API key (default: the FINNHUB_API_KEY "
-        "or TWELVEDATA_API_KEY variable)",
-    )
-    fetch.add_argument(
-        "--credits-per-minute",
-        type=_positive_int,
-        default=8,
-        help="twelvedata: API credits your plan allows a minute (free plan: 8)",
-    )
+    _add_fetch_options(fetch)
     fetch.add_argument("--stream", help="Kinesis stream name (default: the stack's TickStreamName)")
     fetch.add_argument("--dry-run", action="store_true", help="write JSON Lines to stdout instead of Kinesis")
-    fetch.add_argument("--duration", type=_duration, help="stop after this long, like 30s, 10m, 1h")
-    fetch.add_argument("--count", type=_positive_int, help="stop after this many ticks")
     fetch.add_argument(
         "--spool-dir",
         type=Path,
         default=DEFAULT_SPOOL_DIR,
         help=f"where ticks wait while the stream is unreachable (default {DEFAULT_SPOOL_DIR})",
+    )
+
+    local = commands.add_parser(
+        "local",
+        help="run the whole pipeline on this machine",
+        description=LOCAL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_fetch_options(local)
+    local.add_argument("--no-demo-rules", action="store_true", help="do not add the demo alert rules")
+    _add_local_options(local)
+    local.add_argument(
+        "--kinesis-poll-interval",
+        type=_positive_float,
+        help="seconds between reads of an idle Kinesis shard (default 1, as AWS)",
+    )
+    local.add_argument(
+        "--dynamodb-poll-interval",
+        type=_positive_float,
+        help="seconds between reads of an idle DynamoDB stream shard (default 0.25)",
+    )
+    local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
+    up = local_commands.add_parser(
+        "up", help="keep a local stack running for the other commands", description=LOCAL_UP_HELP
+    )
+    up.add_argument(
+        "--port", type=_positive_int, default=5000, help="port of the emulator (default 5000, as events/env.json says)"
+    )
+    up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    _add_local_options(up)
+    local_commands.add_parser(
+        "down", help="stop the stack `local up` started", description="Stop the running local stack."
     )
 
     rules = commands.add_parser(
@@ -164,6 +158,75 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     alerts.add_argument("--table", help="market table (default: the stack's MarketTableName)")
     return parser
+
+
+def _add_fetch_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose and shape the tick provider (shared by `fetch` and `local`)."""
+    parser.add_argument(
+        "--provider", choices=PROVIDERS, default="simulator", help="where ticks come from (default: simulator)"
+    )
+    parser.add_argument(
+        "--symbols",
+        help="comma-separated symbols; for the simulator SYMBOL=PRICE sets a start price (default: 20 large US stocks)",
+    )
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument(
+        "--rate",
+        type=_non_negative_float,
+        default=None,
+        help="simulator: ticks per second in total, 0 for as fast as possible (default 50)",
+    )
+    rate.add_argument("--rate-per-symbol", type=_positive_float, help="simulator: ticks per second for each symbol")
+    parser.add_argument("--seed", type=int, help="simulator: seed for a reproducible run")
+    parser.add_argument(
+        "--file", type=Path, help="replay: CSV (symbol,timestamp,price[,volume,bid,ask]) or JSON Lines file"
+    )
+    parser.add_argument(
+        "--speed",
+        type=_non_negative_float,
+        default=0.0,
+        help="replay: N times the recorded pace (default 0: as fast as possible)",
+    )
+    parser.add_argument("--shift-to-now", action="store_true", help="replay: move timestamps so the first tick is now")
+    parser.add_argument(
+        "--api-key-secret",
+        help="finnhub/twelvedata: Secrets Manager secret with the API key (default: the FINNHUB_API_KEY "
+        "or TWELVEDATA_API_KEY variable)",
+    )
+    parser.add_argument(
+        "--credits-per-minute",
+        type=_positive_int,
+        default=8,
+        help="twelvedata: API credits your plan allows a minute (free plan: 8)",
+    )
+    parser.add_argument("--duration", type=_duration, help="stop after this long, like 30s, 10m, 1h")
+    parser.add_argument("--count", type=_positive_int, help="stop after this many ticks")
+
+
+def _add_local_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--alert-symbols",
+        help="symbols the local inbox gets alerts for, like the AlertSymbols parameter (default: all)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path(".tickwatch"),
+        help="where the outbox, logs and spool go (default .tickwatch)",
+    )
+
+
+LOCAL_HELP = """Run the whole pipeline on this machine, on an embedded AWS (moto), with no AWS account.
+
+Creates every resource template.yaml declares, runs both functions in-process with emulated event
+source mappings, feeds the stream with `tickwatch fetch`'s providers (the simulator by default), and
+shows the alerts an e-mail subscriber would get (saved as .eml files in WORKDIR/outbox).
+Runs for --duration or until Ctrl-C, then summarises. `local up` keeps a stack running instead."""
+
+LOCAL_UP_HELP = """Keep a local stack running until Ctrl-C or `tickwatch local down`.
+
+Its endpoint and resource names go to a state file, so every other tickwatch command uses it
+without flags, and `sam local invoke --env-vars events/env.json` can reach it."""
 
 
 FETCH_HELP = """Put ticks into the Kinesis stream.
@@ -222,9 +285,9 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
     parser = build_parser()
     args = parser.parse_args(argv)
     context = AwsContext(
-        region=args.region,
-        profile=args.profile,
-        stack=args.stack,
+        region=getattr(args, "region", None),
+        profile=getattr(args, "profile", None),
+        stack=getattr(args, "stack", None),
         overrides={name: getattr(args, name, None) for name in ("stream", "table", "topic_arn")},
         session_factory=session_factory,
     )
@@ -260,7 +323,7 @@ def command_fetch(args: argparse.Namespace, context: AwsContext) -> int:
         stream = context.resource("stream")
         # The writer retries failed records itself, with backoff and a spool; SDK retries on top
         # would only delay noticing an outage.
-        kinesis = context.session.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
+        kinesis = context.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
         spool = Spool(args.spool_dir / f"{stream}.jsonl")
         if spool.pending:
             progress.problem(f"sending {spool.pending:,} ticks spooled by an earlier run first")
@@ -315,23 +378,63 @@ def _build_provider(args: argparse.Namespace, context: AwsContext, progress: Any
             raise InputError("replay needs --file (a CSV or JSON Lines file of ticks)")
         if not args.file.is_file():
             raise InputError(f"replay file {args.file} does not exist")
-        return ReplayProvider(
-            args.file, speed=args.speed, shift_to_now=args.shift_to_now, report=progress.provider_problem
-        )
+        return ReplayProvider(args.file, speed=args.speed, shift_to_now=args.shift_to_now, report=_report(progress))
     try:
         key = api_key(args.provider, secret_id=args.api_key_secret, session=context.session)
     except ApiKeyError as error:
         raise CliError(str(error)) from None
     if args.provider == "finnhub":
         url = os.environ.get("TICKWATCH_FINNHUB_URL", "wss://ws.finnhub.io")
-        return FinnhubTradesProvider(key, list(symbols), url=url, report=progress.provider_problem)
+        return FinnhubTradesProvider(key, list(symbols), url=url, report=_report(progress))
     url = os.environ.get("TICKWATCH_TWELVEDATA_URL", "https://api.twelvedata.com")
     return TwelveDataQuotesProvider(
-        key, list(symbols), credits_per_minute=args.credits_per_minute, url=url, report=progress.provider_problem
+        key, list(symbols), credits_per_minute=args.credits_per_minute, url=url, report=_report(progress)
     )
 
 
+# --- local --------------------------------------------------------------------------------------
+
+
+def command_local(args: argparse.Namespace, context: AwsContext) -> int:
+    from tickwatch.local import run
+
+    overrides = {}
+    if args.alert_symbols:
+        symbols = [_check_symbol(s.strip()) for s in args.alert_symbols.split(",") if s.strip()]
+        overrides["AlertSymbols"] = ",".join(symbols)
+    if args.local_command == "up":
+        return run.run_up(workdir=args.workdir, host=args.host, port=args.port, parameter_overrides=overrides)
+    if args.local_command == "down":
+        return run.run_down()
+
+    from tickwatch.fetch.simulator import DEFAULT_SYMBOLS, parse_symbols
+
+    try:
+        symbols = parse_symbols(args.symbols) if args.symbols else dict(DEFAULT_SYMBOLS)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    _build_provider(args, context, None)  # check the provider's options before starting anything
+    try:
+        return run.run_demo(
+            workdir=args.workdir,
+            build_provider=lambda screen: _build_provider(args, context, screen.progress),
+            start_prices=symbols if args.provider == "simulator" else {},
+            demo_rules=not args.no_demo_rules,
+            count=args.count,
+            duration=args.duration,
+            parameter_overrides=overrides,
+            kinesis_poll_interval=args.kinesis_poll_interval,
+            dynamodb_poll_interval=args.dynamodb_poll_interval,
+        )
+    except _provider_errors() as error:
+        raise CliError(str(error)) from None
+
+
 # --- rules --------------------------------------------------------------------------------------
+
+
+def _report(progress: Any) -> Any:
+    return progress.provider_problem if progress is not None else (lambda message: None)
 
 
 def _rule_store(context: AwsContext) -> RuleStore:
@@ -586,6 +689,7 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 COMMANDS = {
     "fetch": command_fetch,
+    "local": command_local,
     "rules add": command_rules_add,
     "rules list": command_rules_list,
     "rules remove": command_rules_remove,

@@ -7,6 +7,7 @@ line that says what to do.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -68,9 +69,28 @@ class AwsContext:
     session_factory: Any = None  # tests pass their own session
 
     @cached_property
+    def local(self) -> Any:
+        """A running `tickwatch local up`, used when no stack, region, profile or endpoint is given."""
+        if (
+            self.session_factory is not None
+            or self.stack
+            or self.region
+            or self.profile
+            or os.environ.get("AWS_ENDPOINT_URL")
+        ):
+            return None
+        from tickwatch.local.state import LocalState
+
+        return LocalState.read()
+
+    @cached_property
     def session(self) -> Any:
         if self.session_factory is not None:
             return self.session_factory()
+        if self.local is not None:
+            from tickwatch.local.stack import LOCAL_CREDENTIALS
+
+            return boto3.session.Session(**{**LOCAL_CREDENTIALS, "region_name": self.local.region})
         try:
             return boto3.session.Session(profile_name=self.profile, region_name=self.region)
         except ProfileNotFound:
@@ -78,9 +98,10 @@ class AwsContext:
                 f"AWS profile {self.profile!r} is not configured: check ~/.aws/config or drop --profile"
             ) from None
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
+        endpoint = {"endpoint_url": self.local.endpoint_url} if self.local is not None else {}
         try:
-            return self.session.client(service, config=CLIENT_CONFIG)
+            return self.session.client(service, config=config or CLIENT_CONFIG, **endpoint)
         except NoRegionError:
             raise CliError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
 
@@ -94,7 +115,7 @@ class AwsContext:
         if explicit:
             return explicit
         output_key, flag = OUTPUTS[name]
-        outputs = self.stack_outputs
+        outputs = self.local.outputs if self.local is not None else self.stack_outputs
         if output_key not in outputs:
             raise CliError(
                 f"stack {self.stack_name} has no output {output_key}: redeploy it with this version, or pass {flag}"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 
 TEMPLATE_PATH = Path(__file__).resolve().parent.parent / "template.yaml"
 _NO_VALUE = object()
@@ -227,6 +228,20 @@ class Template:
 # --- creating -----------------------------------------------------------------------------------
 
 
+def _exists(create: Callable[[], Any], *codes: str) -> bool:
+    """Run a create call; True if it failed only because the resource already exists.
+
+    Creating is idempotent so that the local stack can attach to an emulator that already has them.
+    """
+    try:
+        create()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in codes:
+            return True
+        raise
+    return False
+
+
 def create_resources(template: Template, session: Any) -> dict[str, PhysicalResource]:
     """Create every data resource of the template with `session` (a boto3 session or client factory).
 
@@ -258,29 +273,28 @@ def _create_stream(template: Template, logical_id: str, session: Any) -> Physica
     arguments: dict[str, Any] = {"StreamName": name, "StreamModeDetails": {"StreamMode": mode}}
     if mode == "PROVISIONED":
         arguments["ShardCount"] = int(properties.get("ShardCount", 1))
-    kinesis.create_stream(**arguments)
+    created = not _exists(lambda: kinesis.create_stream(**arguments), "ResourceInUseException")
     kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
-    if "RetentionPeriodHours" in properties and int(properties["RetentionPeriodHours"]) > 24:
-        kinesis.increase_stream_retention_period(
-            StreamName=name, RetentionPeriodHours=int(properties["RetentionPeriodHours"])
-        )
+    summary = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    hours = int(properties.get("RetentionPeriodHours", 24))
+    if hours > summary["RetentionPeriodHours"]:
+        kinesis.increase_stream_retention_period(StreamName=name, RetentionPeriodHours=hours)
     encryption = properties.get("StreamEncryption")
-    if encryption:
+    if created and encryption:
         kinesis.start_stream_encryption(
             StreamName=name, EncryptionType=encryption["EncryptionType"], KeyId=encryption["KeyId"]
         )
-    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
-    return PhysicalResource(ref=name, attributes={"Arn": arn})
+    return PhysicalResource(ref=name, attributes={"Arn": summary["StreamARN"]})
 
 
 def _create_bucket(template: Template, logical_id: str, session: Any) -> PhysicalResource:
     properties = template.properties(logical_id)
     s3 = session.client("s3")
     name = template.physical_name(logical_id)
-    if template.region == "us-east-1":
-        s3.create_bucket(Bucket=name)
-    else:
-        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": template.region})
+    location = (
+        {} if template.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": template.region}}
+    )
+    _exists(lambda: s3.create_bucket(Bucket=name, **location), "BucketAlreadyOwnedByYou", "BucketAlreadyExists")
     if "BucketEncryption" in properties:
         # CloudFormation and the S3 API name the same setting differently.
         rules = [
@@ -333,7 +347,8 @@ def _create_table(template: Template, logical_id: str, session: Any) -> Physical
         arguments["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
     if properties.get("SSESpecification", {}).get("SSEEnabled"):
         arguments["SSESpecification"] = {"Enabled": True}
-    description = dynamodb.create_table(**arguments)["TableDescription"]
+    _exists(lambda: dynamodb.create_table(**arguments), "ResourceInUseException")
+    description = dynamodb.describe_table(TableName=name)["Table"]
     dynamodb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
     ttl = properties.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from tests.support import kinesis_records
 from tickwatch.fetch.writer import MAX_RECORDS_PER_REQUEST, KinesisWriter, Record, Spool, StreamUnavailable
 
 STREAM = "ticks"
@@ -28,19 +29,7 @@ def kinesis(aws):
 
 
 def read_stream(client, stream=STREAM) -> list[dict]:
-    """Every record in the stream, per shard in order."""
-    documents = []
-    for shard in client.list_shards(StreamName=stream)["Shards"]:
-        iterator = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = client.get_records(ShardIterator=iterator, Limit=10000)
-            documents += [json.loads(record["Data"]) for record in response["Records"]]
-            if not response["Records"]:
-                break
-            iterator = response["NextShardIterator"]
-    return documents
+    return [json.loads(record["Data"]) for record in kinesis_records(client, stream)]
 
 
 def records(count: int, symbols=("AAPL", "MSFT", "TSLA", "NVDA", "AMD")) -> list[Record]:

@@ -64,6 +64,7 @@ class Progress:
         self._last = 0.0 if self.is_tty else self.started
         self._line_shown = False
         self.provider_problems = 0
+        self.extra: Callable[[], str] | None = None  # more status, appended to the line
 
     def provider_problem(self, message: str) -> None:
         """The providers' `report`: an error, rate limit or malformed reply that was skipped."""
@@ -91,10 +92,11 @@ class Progress:
 
     def status(self, summary: FetchSummary, stats: WriterStats) -> str:
         elapsed = max(self.clock() - self.started, 1e-9)
-        return (
+        line = (
             f"sent {stats.sent:,}  rate {stats.sent / elapsed:,.0f}/s  retried {stats.retried:,}  "
             f"spooled {stats.spooled:,}  errors {summary.invalid + self.provider_problems + stats.failed_calls:,}"
         )
+        return line + (self.extra() if self.extra else "")
 
     def finish(self, text: str) -> None:
         self._clear()

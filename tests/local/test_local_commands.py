@@ -1,0 +1,70 @@
+"""`tickwatch local up`, other commands using it without flags, and `tickwatch local down`."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tickwatch(*argv: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tickwatch", *argv], env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture
+def environment(tmp_path):
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    return env
+
+
+def test_local_up_serves_the_other_commands_until_local_down(tmp_path, environment):
+    port = free_port()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "tickwatch", "local", "up", "--port", str(port), "--workdir", str(tmp_path / "work")],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    state_file = tmp_path / "state" / "tickwatch" / "local.json"
+    try:
+        deadline = time.monotonic() + 30
+        while not state_file.exists() and time.monotonic() < deadline and up.poll() is None:
+            time.sleep(0.1)
+        assert state_file.exists(), up.stdout.read() if up.poll() is not None else "no state file"
+        state = json.loads(state_file.read_text())
+        assert state["endpoint_url"] == f"http://127.0.0.1:{port}"
+        assert state["outputs"]["MarketTableName"] == "tickwatch-local-markettable"
+
+        added = tickwatch("rules", "add", "AAPL", "--above", "230", env=environment)
+        assert added.returncode == 0, added.stderr
+        listed = tickwatch("rules", "list", env=environment)
+        assert "AAPL-above-230" in listed.stdout
+        fed = tickwatch("fetch", "--count", "200", "--rate", "0", "--seed", "1", "--symbols", "AAPL", env=environment)
+        assert fed.returncode == 0, fed.stderr
+        assert "sent       200 ticks to tickwatch-local-tickstream" in fed.stderr
+
+        down = tickwatch("local", "down", env=environment)
+        assert down.returncode == 0, down.stderr
+        assert up.wait(timeout=30) == 0
+        assert not state_file.exists()
+        again = tickwatch("local", "down", env=environment)
+        assert again.returncode == 1
+        assert "no local stack is running" in again.stderr
+    finally:
+        if up.poll() is None:
+            up.kill()

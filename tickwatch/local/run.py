@@ -1,0 +1,259 @@
+"""`tickwatch local`: the demo (`make run`), and `local up` / `local down`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from botocore.config import Config
+
+from tickwatch.fetch.runner import Progress, run_fetch, stop_on_signals
+from tickwatch.fetch.writer import KinesisWriter, Spool
+from tickwatch.local.inbox import ReceivedAlert
+from tickwatch.local.stack import LocalStack, LocalStackOptions
+from tickwatch.local.state import STATE_PATH, LocalState
+from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.rules import Direction, format_duration
+
+CATCH_UP_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class DemoRule:
+    symbol: str
+    direction: Direction
+    offset: Decimal  # relative to the start price
+    cooldown_seconds: int | None
+
+
+# Close enough to the start prices that the simulator crosses them within a minute or two.
+DEMO_RULES = (
+    DemoRule("AAPL", Direction.ABOVE, Decimal("0.003"), 30),
+    DemoRule("TSLA", Direction.BELOW, Decimal("-0.003"), 30),
+    DemoRule("NVDA", Direction.ABOVE, Decimal("0.006"), None),
+    DemoRule("MSFT", Direction.BELOW, Decimal("-0.006"), None),
+)
+
+
+def add_demo_rules(store: RuleStore, start_prices: dict[str, Decimal]) -> list[str]:
+    """The demo rules for the symbols being simulated (or their first four, if none of the usual)."""
+    chosen = [rule for rule in DEMO_RULES if rule.symbol in start_prices]
+    if not chosen:
+        symbols = list(start_prices)[:4]
+        chosen = [
+            DemoRule(s, r.direction, r.offset, r.cooldown_seconds) for s, r in zip(symbols, DEMO_RULES, strict=False)
+        ]
+    added = []
+    for rule in chosen:
+        threshold = (start_prices[rule.symbol] * (1 + rule.offset)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        from datetime import timedelta
+
+        cooldown = timedelta(seconds=rule.cooldown_seconds) if rule.cooldown_seconds else None
+        try:
+            created = store.add(rule.symbol, rule.direction, threshold, cooldown=cooldown)
+        except ValueError:
+            continue  # already there from an earlier run against the same emulator
+        extra = f", cooldown {format_duration(created.cooldown)}" if created.cooldown else ""
+        added.append(f"{created.rule_id}{extra}")
+    return added
+
+
+class Screen:
+    """The terminal: alert lines above a live status line."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.progress = Progress(out)
+
+    def line(self, text: str) -> None:
+        self.progress.problem(text)
+
+    def alert(self, alert: ReceivedAlert) -> None:
+        self.line(f"ALERT  {alert.subject}   -> {alert.path}")
+
+
+@contextmanager
+def function_output_to(path: Path) -> Iterator[IO[str]]:
+    """Send what the handlers print (Powertools logs and metrics) to a file; yield the terminal."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = sys.stdout
+    with path.open("a", encoding="utf-8", buffering=1) as log:
+        sys.stdout = log
+        try:
+            yield terminal
+        finally:
+            sys.stdout = terminal
+
+
+def run_demo(
+    *,
+    workdir: Path,
+    build_provider: Callable[[Screen], Any],
+    start_prices: dict[str, Decimal],
+    demo_rules: bool,
+    count: int | None,
+    duration: float | None,
+    parameter_overrides: dict[str, str],
+    kinesis_poll_interval: float | None = None,
+    dynamodb_poll_interval: float | None = None,
+) -> int:
+    """Start the local stack, feed it, show alerts as they arrive, and summarise."""
+    with function_output_to(workdir / "logs" / "functions.log") as terminal:
+        screen = Screen(terminal)
+        options = LocalStackOptions(
+            endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+            parameter_overrides=parameter_overrides,
+            outbox=workdir / "outbox",
+            kinesis_poll_interval=kinesis_poll_interval,
+            dynamodb_poll_interval=dynamodb_poll_interval,
+            print_alert=screen.alert,
+        )
+        started = time.monotonic()
+        stack = LocalStack(options).start()
+        try:
+            names = stack.names()
+            screen.line(
+                f"local AWS (moto) at {stack.endpoint_url}; "
+                f"resources from template.yaml created in {time.monotonic() - started:.1f} s"
+            )
+            screen.line(
+                f"  stream {names['TickStreamName']}, bucket {names['RawBucketName']}, table {names['MarketTableName']}"
+            )
+            screen.line(
+                f"  function logs: {workdir / 'logs' / 'functions.log'}; alerts as e-mails: {workdir / 'outbox'}/"
+            )
+            if demo_rules:
+                store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
+                added = add_demo_rules(store, start_prices)
+                if added:
+                    screen.line("  demo rules: " + "; ".join(added))
+            provider = build_provider(screen)
+            kinesis = stack.session.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
+            writer = KinesisWriter(
+                kinesis, names["TickStreamName"], Spool(workdir / "spool" / f"{names['TickStreamName']}.jsonl")
+            )
+            screen.progress.extra = lambda: _pipeline_status(stack)
+            screen.line("running: Ctrl-C to stop" + (f", or it stops after {_seconds(duration)}" if duration else ""))
+            stop = threading.Event()
+            with stop_on_signals(stop):
+                summary = run_fetch(provider, writer, screen.progress, count=count, duration=duration, stop=stop)
+                screen.line(f"fetch stopped by {summary.stopped_by}; letting the pipeline catch up ...")
+                caught_up = stack.wait_until_caught_up(timeout=CATCH_UP_TIMEOUT)
+            stack.inbox.drain()
+            screen.progress.finish(_summary(stack, writer.stats.sent, summary.invalid, caught_up, workdir))
+            return 0 if caught_up else 1
+        finally:
+            stack.stop()
+
+
+def _pipeline_status(stack: LocalStack) -> str:
+    processor = next((m for m in stack.mappings if m.settings.source == "Kinesis"), None)
+    batches = sum(m.stats.batches for m in stack.mappings if m.settings.source == "Kinesis")
+    lag = processor.stats.iterator_age() if processor else 0.0
+    alerts = stack.inbox.count() if stack.inbox else 0
+    return f"  | batches {batches:,}  lag {lag:.1f} s  alerts {alerts:,}"
+
+
+def _summary(stack: LocalStack, sent: int, invalid: int, caught_up: bool, workdir: Path) -> str:
+    raw_lines = len(stack.raw_lines("raw/"))
+    quarantined = len(stack.raw_lines("quarantine/"))
+    lines = [
+        "",
+        "summary" + ("" if caught_up else f" (the pipeline had not caught up after {CATCH_UP_TIMEOUT:.0f} s)"),
+        f"  ticks sent         {sent:,}" + (f" ({invalid:,} invalid ones not sent)" if invalid else ""),
+        f"  raw objects        {stack.object_count('raw/'):,} with {raw_lines:,} lines",
+        f"  quarantined        {quarantined:,}",
+        f"  one-minute bars    {stack.count_items('BAR#'):,}",
+        f"  latest quotes      {stack.count_items('QUOTE'):,}",
+        f"  alerts             {stack.inbox.count() if stack.inbox else 0:,} in {workdir / 'outbox'}/",
+    ]
+    for mapping in stack.mappings:
+        stats = mapping.stats
+        if stats.retries or stats.sent_to_on_failure:
+            lines.append(
+                f"  {mapping.settings.name}: {stats.retries} retries, "
+                f"{stats.sent_to_on_failure} records to the failure queue"
+            )
+    return "\n".join(lines)
+
+
+def _seconds(duration: float) -> str:
+    from datetime import timedelta
+
+    return format_duration(timedelta(seconds=duration))
+
+
+# --- local up / down -----------------------------------------------------------------------------
+
+
+def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str, str]) -> int:
+    """Keep a local stack running until Ctrl-C, SIGTERM or `tickwatch local down`."""
+    existing = LocalState.read()
+    if existing is not None:
+        print(
+            f"a local stack is already running at {existing.endpoint_url} (pid {existing.pid}); "
+            "stop it with: tickwatch local down",
+            file=sys.stderr,
+        )
+        return 1
+    with function_output_to(workdir / "logs" / "functions.log") as terminal:
+        screen = Screen(terminal)
+        options = LocalStackOptions(
+            host=host,
+            port=port,
+            parameter_overrides=parameter_overrides,
+            outbox=workdir / "outbox",
+            print_alert=screen.alert,
+        )
+        try:
+            stack = LocalStack(options).start()
+        except OSError as error:
+            screen.line(f"cannot listen on {host}:{port}: {error.strerror}; pass --port")
+            return 1
+        state = LocalState(
+            stack.endpoint_url, stack.template.region, os.getpid(), stack.names(), str((workdir / "outbox").resolve())
+        )
+        state.write()
+        try:
+            screen.line(f"local stack up at {stack.endpoint_url}; state in {STATE_PATH}")
+            for key, value in state.outputs.items():
+                screen.line(f"  {key:26} {value}")
+            screen.line(
+                "every tickwatch command now uses it (for example: tickwatch fetch, "
+                "tickwatch rules add AAPL --above 230)"
+            )
+            screen.line("stop with Ctrl-C or: tickwatch local down")
+            stop = threading.Event()
+            with stop_on_signals(stop):
+                while not stop.wait(1.0):
+                    pass
+        finally:
+            LocalState.remove()
+            stack.stop()
+        screen.line("local stack stopped")
+    return 0
+
+
+def run_down(timeout: float = 20.0) -> int:
+    state = LocalState.read()
+    if state is None:
+        print("no local stack is running", file=sys.stderr)
+        return 1
+    os.kill(state.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if LocalState.read() is None:
+            print(f"stopped the local stack at {state.endpoint_url}")
+            return 0
+        time.sleep(0.2)
+    print(f"the local stack (pid {state.pid}) did not stop within {timeout:.0f} s", file=sys.stderr)
+    return 1

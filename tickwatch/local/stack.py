@@ -1,0 +1,211 @@
+"""The whole pipeline on one machine: a moto server, the template's resources, its functions run
+in-process by emulated event source mappings, and an inbox showing what e-mail subscribers get."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from tickwatch.local.event_sources import EventSourceMapping, stream_mappings
+from tickwatch.local.functions import LocalFunction
+from tickwatch.local.inbox import Inbox
+from tickwatch.template import Template, create_resources
+
+LOCAL_STACK_NAME = "tickwatch-local"
+# Any credentials work with moto; setting them keeps boto3 from looking for real ones.
+LOCAL_CREDENTIALS = {"aws_access_key_id": "local", "aws_secret_access_key": "local", "region_name": "us-east-1"}
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, max_pool_connections=50)
+
+
+class EndpointSession:
+    """boto3 clients for one endpoint (the emulator), created once per service."""
+
+    def __init__(self, endpoint_url: str, region: str = "us-east-1") -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._session = boto3.session.Session(**{**LOCAL_CREDENTIALS, "region_name": region})
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str, **options: Any) -> Any:
+        if options:
+            return self._session.client(service, endpoint_url=self.endpoint_url, **options)
+        if service not in self._clients:
+            self._clients[service] = self._session.client(
+                service, endpoint_url=self.endpoint_url, config=_CLIENT_CONFIG
+            )
+        return self._clients[service]
+
+
+class MotoServer:
+    """A moto server in a background thread on a loopback address."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self._server.start()
+        bound_host, bound_port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{bound_host}:{bound_port}"
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@dataclass
+class LocalStackOptions:
+    endpoint_url: str | None = None  # use an emulator that is already running
+    host: str = "127.0.0.1"
+    port: int = 0
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
+    outbox: Path = Path(".tickwatch/outbox")
+    kinesis_poll_interval: float | None = None
+    dynamodb_poll_interval: float | None = None
+    print_alert: Any = None  # called with each alert as it arrives
+
+
+class LocalStack:
+    """Start with `start()`, stop with `stop()`; `names()` lists the local resource names."""
+
+    def __init__(self, options: LocalStackOptions | None = None) -> None:
+        self.options = options or LocalStackOptions()
+        self.server: MotoServer | None = None
+        self.session: EndpointSession | None = None
+        self.template = Template.load(stack_name=LOCAL_STACK_NAME, parameter_overrides=self.options.parameter_overrides)
+        self.functions: dict[str, LocalFunction] = {}
+        self.mappings: list[EventSourceMapping] = []
+        self.inbox: Inbox | None = None
+        self._saved_environment: dict[str, str | None] = {}
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self.session is not None, "the local stack is not started"
+        return self.session.endpoint_url
+
+    def start(self) -> LocalStack:
+        endpoint = self.options.endpoint_url
+        if endpoint is None:
+            self.server = MotoServer(self.options.host, self.options.port)
+            endpoint = self.server.endpoint_url
+        self.session = EndpointSession(endpoint, self.template.region)
+        # The functions and the fetch script in this process talk to the emulator, never to AWS.
+        local_environment = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": self.template.region,
+            "AWS_REGION": self.template.region,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+        }
+        cleared = ("AWS_SESSION_TOKEN", "AWS_PROFILE")
+        self._saved_environment = {name: os.environ.get(name) for name in (*local_environment, *cleared)}
+        os.environ.update(local_environment)
+        for name in cleared:
+            os.environ.pop(name, None)
+
+        create_resources(self.template, self.session)
+        self.inbox = Inbox.subscribe(
+            self.template, self.session, self.options.outbox, on_alert=self.options.print_alert
+        )
+        for function_id, settings in stream_mappings(self.template):
+            function = self.functions.get(function_id) or LocalFunction(
+                self.template, function_id, extra_environment={"AWS_ENDPOINT_URL": endpoint}
+            )
+            self.functions[function_id] = function
+            interval = (
+                self.options.kinesis_poll_interval
+                if settings.source == "Kinesis"
+                else self.options.dynamodb_poll_interval
+            )
+            self.mappings.append(EventSourceMapping(settings, function, self.session, poll_interval=interval).start())
+        self.inbox.start()
+        return self
+
+    def stop(self) -> None:
+        for mapping in self.mappings:
+            mapping.stop()
+        if self.inbox:
+            self.inbox.stop()
+        if self.server:
+            self.server.stop()
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def names(self) -> dict[str, str]:
+        """Resource names, keyed like the stack Outputs the CLI reads."""
+        physical = self.template.physical
+        return {
+            "TickStreamName": physical["TickStream"].ref,
+            "RawBucketName": physical["RawBucket"].ref,
+            "MarketTableName": physical["MarketTable"].ref,
+            "AlertTopicArn": physical["AlertTopic"].ref,
+            "ProcessorFailureQueueUrl": physical["ProcessorFailureQueue"].ref,
+            "AlertsFailureQueueUrl": physical["AlertsFailureQueue"].ref,
+        }
+
+    def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 1.5) -> bool:
+        """Wait until every mapping has handled all it read and nothing new arrived for `settle` s."""
+        deadline = time.monotonic() + timeout
+        quiet_since: float | None = None
+        last_seen = -1
+        while time.monotonic() < deadline:
+            seen = sum(m.stats.records_read for m in self.mappings)
+            if all([m.idle() for m in self.mappings]) and seen == last_seen:  # noqa: C419 - idle() of each must run: it raises a poller's error
+                quiet_since = quiet_since or time.monotonic()
+                if time.monotonic() - quiet_since >= settle:
+                    return True
+            else:
+                quiet_since = None
+            last_seen = seen
+            time.sleep(0.1)
+        return False
+
+    # -- what the pipeline produced, for summaries and tests --------------------------------------
+
+    def raw_lines(self, prefix: str = "raw/") -> list[dict[str, Any]]:
+        assert self.session is not None
+        s3 = self.session.client("s3")
+        bucket = self.template.physical["RawBucket"].ref
+        lines: list[dict[str, Any]] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for entry in page.get("Contents", []):
+                body = s3.get_object(Bucket=bucket, Key=entry["Key"])["Body"].read()
+                text = gzip.decompress(body).decode() if entry["Key"].endswith(".gz") else body.decode()
+                lines += [json.loads(line) for line in text.splitlines() if line]
+        return lines
+
+    def object_count(self, prefix: str) -> int:
+        assert self.session is not None
+        s3 = self.session.client("s3")
+        bucket = self.template.physical["RawBucket"].ref
+        return sum(
+            page.get("KeyCount", 0)
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        )
+
+    def count_items(self, sort_key_prefix: str) -> int:
+        assert self.session is not None
+        dynamodb = self.session.client("dynamodb")
+        total = 0
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=self.template.physical["MarketTable"].ref,
+            FilterExpression="begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":prefix": {"S": sort_key_prefix}},
+            Select="COUNT",
+        ):
+            total += page["Count"]
+        return total
