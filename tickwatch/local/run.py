@@ -19,12 +19,14 @@ from botocore.config import Config
 from tickwatch.fetch.runner import Progress, run_fetch, stop_on_signals
 from tickwatch.fetch.writer import KinesisWriter, Spool
 from tickwatch.local.inbox import ReceivedAlert
-from tickwatch.local.stack import LocalStack, LocalStackOptions
+from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import STATE_PATH, LocalState
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.rules import Direction, format_duration
 
 CATCH_UP_TIMEOUT = 60.0
+# Docker's default bridge gateway: the host as containers on the default network see it.
+DOCKER_BRIDGE_GATEWAY = "172.17.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             stack.endpoint_url, stack.template.region, os.getpid(), stack.names(), str((workdir / "outbox").resolve())
         )
         state.write()
+        bridge = _listen_on_docker_bridge(port, screen) if host in ("127.0.0.1", "localhost") else None
         try:
             screen.line(f"local stack up at {stack.endpoint_url}; state in {STATE_PATH}")
             for key, value in state.outputs.items():
@@ -238,9 +241,27 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
                     pass
         finally:
             LocalState.remove()
+            if bridge is not None:
+                bridge.stop()
             stack.stop()
         screen.line("local stack stopped")
     return 0
+
+
+def _listen_on_docker_bridge(port: int, screen: Screen) -> MotoServer | None:
+    """Serve the same emulator on the Docker bridge's gateway address, where containers started by
+    `sam local invoke` reach the host (events/env.json names it). Moto's state is per process, so
+    both addresses see the same resources."""
+    try:
+        server = MotoServer(DOCKER_BRIDGE_GATEWAY, port)
+    except OSError:
+        screen.line(
+            f"  no Docker bridge at {DOCKER_BRIDGE_GATEWAY} here: sam local invoke --env-vars events/env.json "
+            "needs Docker running to reach this stack"
+        )
+        return None
+    screen.line(f"  also at {server.endpoint_url} for containers (sam local invoke --env-vars events/env.json)")
+    return server
 
 
 def run_down(timeout: float = 20.0) -> int:

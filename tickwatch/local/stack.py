@@ -7,6 +7,7 @@ import gzip
 import json
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,11 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        if port:
+            # The server's thread would not report a failed bind (it would just never start).
+            with socket.socket() as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                probe.bind((host, port))
 
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self._server.start()
