@@ -67,6 +67,10 @@ class Market:
         return items.deserialize(scan_table(self.aws, self.table)[("SYMBOL#" + symbol, "RULE#" + rule_id)])
 
 
+def alert_id(message: dict) -> str:
+    return next(line.split()[2] for line in message["Message"].splitlines() if line.startswith("Alert id:"))
+
+
 def trigger_price(message: dict) -> str:
     """The price line of the e-mail body."""
     return next(line.split()[1] for line in message["Message"].splitlines() if line.startswith("Price:"))
@@ -85,10 +89,12 @@ def test_a_crossing_publishes_one_readable_message_and_records_it(market):
     assert message["Subject"] == "tickwatch: AAPL rose to 200.25 (above 200)"
     assert "AAPL traded at 200.25, at or above your threshold of 200." in message["Message"]
     assert "Time:       2026-11-20 14:30:02.000 UTC" in message["Message"]
-    assert {name: value["Value"] for name, value in message["MessageAttributes"].items()} == {
+    attributes = {name: value["Value"] for name, value in message["MessageAttributes"].items()}
+    assert attributes == {
         "symbol": "AAPL",
         "rule_id": "AAPL-above-200",
         "direction": "above",
+        "alert_id": alert_id(message),
     }
     (alert,) = market.history()
     assert (alert["rule_id"], alert["price"], alert["fired_at"]) == (

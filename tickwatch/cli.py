@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_fetch_options(local)
     local.add_argument("--no-demo-rules", action="store_true", help="do not add the demo alert rules")
+    local.add_argument(
+        "--faults",
+        help="inject faults at these rates: aws=RATE (or s3=, dynamodb=, sns=) for throttling and 5xx on each call, "
+        "crash= and timeout= per AWS call of a function, poison= per record; like aws=0.05,crash=0.01",
+    )
+    local.add_argument("--fault-seed", type=int, default=0, help="seed of the injected faults (default 0)")
+    local.add_argument("--function-timeout", type=_positive_float, help="seconds, instead of the template's Timeout")
     _add_local_options(local)
     local.add_argument(
         "--kinesis-poll-interval",
@@ -414,6 +421,14 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
     except ValueError as error:
         raise InputError(str(error)) from None
     _build_provider(args, context, None)  # check the provider's options before starting anything
+    faults = None
+    if args.faults:
+        from tickwatch.local.faults import FaultPlan
+
+        try:
+            faults = FaultPlan.parse(args.faults, seed=args.fault_seed)
+        except ValueError as error:
+            raise InputError(str(error)) from None
     try:
         return run.run_demo(
             workdir=args.workdir,
@@ -425,6 +440,8 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
             parameter_overrides=overrides,
             kinesis_poll_interval=args.kinesis_poll_interval,
             dynamodb_poll_interval=args.dynamodb_poll_interval,
+            faults=faults,
+            function_timeout=args.function_timeout,
         )
     except _provider_errors() as error:
         raise CliError(str(error)) from None

@@ -47,6 +47,32 @@ def rules_for(start_prices: dict[str, Decimal]) -> list[tuple[str, str, Decimal,
     return rules
 
 
+def run_workload(stack: LocalStack, workdir: Path) -> tuple[list, list[dict]]:
+    """Rules, 10,000 seeded ticks with bad records in the middle; returns (rules, stream records)."""
+    names = stack.names()
+    rules = rules_for(SYMBOLS)
+    store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
+    for symbol, direction, threshold, cooldown in rules:
+        store.add(symbol, direction, threshold, cooldown=cooldown)
+
+    simulator = MarketSimulator(symbols=SYMBOLS, seed=20261120)
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=150)
+    kinesis = stack.session.client("kinesis")
+    writer = KinesisWriter(kinesis, names["TickStreamName"], Spool(workdir / "spool.jsonl"))
+    for n in range(TICKS):
+        tick = simulator.next_tick(start + n * SPACING)
+        writer.add(Record(json.dumps(tick).encode(), tick["symbol"]))
+        if n == TICKS // 2:
+            writer.close()
+            kinesis.put_records(
+                StreamName=names["TickStreamName"],
+                Records=[{"Data": data, "PartitionKey": key} for data, key in BAD_RECORDS],
+            )
+    writer.close()
+    assert writer.stats.sent == TICKS
+    return rules, read_stream(stack, names["TickStreamName"])
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run the pipeline once; the tests below each check one aspect of the result."""
@@ -55,30 +81,10 @@ def run(tmp_path_factory):
         LocalStackOptions(outbox=workdir / "outbox", kinesis_poll_interval=0.2, dynamodb_poll_interval=0.1)
     ).start()
     try:
-        names = stack.names()
-        rules = rules_for(SYMBOLS)
-        store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
-        for symbol, direction, threshold, cooldown in rules:
-            store.add(symbol, direction, threshold, cooldown=cooldown)
-
-        simulator = MarketSimulator(symbols=SYMBOLS, seed=20261120)
-        start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=150)
-        kinesis = stack.session.client("kinesis")
-        writer = KinesisWriter(kinesis, names["TickStreamName"], Spool(workdir / "spool.jsonl"))
-        for n in range(TICKS):
-            tick = simulator.next_tick(start + n * SPACING)
-            writer.add(Record(json.dumps(tick).encode(), tick["symbol"]))
-            if n == TICKS // 2:
-                writer.close()
-                kinesis.put_records(
-                    StreamName=names["TickStreamName"],
-                    Records=[{"Data": data, "PartitionKey": key} for data, key in BAD_RECORDS],
-                )
-        writer.close()
-        assert writer.stats.sent == TICKS
+        rules, records = run_workload(stack, workdir)
         assert stack.wait_until_caught_up(timeout=90), "the pipeline did not catch up"
         stack.inbox.drain()
-        yield stack, rules, read_stream(stack, names["TickStreamName"])
+        yield stack, rules, records
     finally:
         stack.stop()
 
@@ -217,14 +223,17 @@ def expected_alerts(ticks: list[dict], rules) -> list[tuple[str, str, str]]:
     return sorted(alerts)
 
 
+def received_alert(alert) -> tuple[str, str, str]:
+    """(rule id, price, time) of an alert as the inbox received it."""
+    price = re.search(r"^Price: +(\S+)$", alert.body, re.M).group(1)
+    moment = re.search(r"^Time: +(.+)$", alert.body, re.M).group(1)
+    return alert.attributes["rule_id"], price, moment
+
+
 def test_the_inbox_has_exactly_the_documented_crossings(run):
     stack, rules, records = run
     expected = expected_alerts(valid_ticks(records), rules)
-    received = []
-    for alert in stack.inbox.received:
-        price = re.search(r"^Price: +(\S+)$", alert.body, re.M).group(1)
-        time_ = re.search(r"^Time: +(.+)$", alert.body, re.M).group(1)
-        received.append((alert.attributes["rule_id"], price, time_))
+    received = [received_alert(alert) for alert in stack.inbox.received]
     assert len(expected) >= 20, "the workload should cross the rules many times"
     assert sorted(received) == expected  # none missing, none duplicated
     assert len(list(Path(stack.options.outbox).glob("*.eml"))) == len(expected)

@@ -15,7 +15,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,14 +60,21 @@ class LocalFunction:
     """One function of the template, invocable in-process."""
 
     def __init__(
-        self, template: Template, logical_id: str, *, extra_environment: Mapping[str, str] | None = None
+        self,
+        template: Template,
+        logical_id: str,
+        *,
+        extra_environment: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        before_invoke: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         properties = template.resources[logical_id]["Properties"]
         defaults = template.body.get("Globals", {}).get("Function", {})
         self.logical_id = logical_id
         self.name = template.physical_name(logical_id)
         self.arn = f"arn:aws:lambda:{template.region}:{template.account_id}:function:{self.name}"
-        self.timeout = float(properties.get("Timeout", defaults.get("Timeout", 3)))
+        self.timeout = timeout or float(properties.get("Timeout", defaults.get("Timeout", 3)))
+        self.before_invoke = before_invoke  # fault injection: runs in the function's thread
         self.memory = int(properties.get("MemorySize", defaults.get("MemorySize", 128)))
         module_name, self.handler_name = properties.get("Handler", defaults.get("Handler", "")).rsplit(".", 1)
         self.source = REPOSITORY_ROOT / properties["CodeUri"] / f"{module_name.replace('.', '/')}.py"
@@ -87,6 +94,8 @@ class LocalFunction:
         def run() -> None:
             context = LambdaContext(self, request_id, started + self.timeout)
             try:
+                if self.before_invoke is not None:
+                    self.before_invoke(event)
                 outcome["response"] = getattr(container, self.handler_name)(event, context)
             except BaseException as error:  # a crash is the function's error, reported like Lambda
                 outcome["error"] = f"{type(error).__name__}: {error}"

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from tickwatch.fetch.runner import Progress, run_fetch, stop_on_signals
 from tickwatch.fetch.writer import KinesisWriter, Spool
+from tickwatch.local.faults import FaultPlan
 from tickwatch.local.inbox import ReceivedAlert
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import STATE_PATH, LocalState
@@ -107,6 +108,8 @@ def run_demo(
     parameter_overrides: dict[str, str],
     kinesis_poll_interval: float | None = None,
     dynamodb_poll_interval: float | None = None,
+    faults: FaultPlan | None = None,
+    function_timeout: float | None = None,
 ) -> int:
     """Start the local stack, feed it, show alerts as they arrive, and summarise."""
     with function_output_to(workdir / "logs" / "functions.log") as terminal:
@@ -118,6 +121,8 @@ def run_demo(
             kinesis_poll_interval=kinesis_poll_interval,
             dynamodb_poll_interval=dynamodb_poll_interval,
             print_alert=screen.alert,
+            faults=faults,
+            function_timeout=function_timeout,
         )
         started = time.monotonic()
         stack = LocalStack(options).start()
@@ -150,6 +155,8 @@ def run_demo(
                 summary = run_fetch(provider, writer, screen.progress, count=count, duration=duration, stop=stop)
                 screen.line(f"fetch stopped by {summary.stopped_by}; letting the pipeline catch up ...")
                 caught_up = stack.wait_until_caught_up(timeout=CATCH_UP_TIMEOUT)
+            if stack.faults is not None:
+                stack.faults.disable()
             stack.inbox.drain()
             screen.progress.finish(_summary(stack, writer.stats.sent, summary.invalid, caught_up, workdir))
             return 0 if caught_up else 1
@@ -166,18 +173,23 @@ def _pipeline_status(stack: LocalStack) -> str:
 
 
 def _summary(stack: LocalStack, sent: int, invalid: int, caught_up: bool, workdir: Path) -> str:
-    raw_lines = len(stack.raw_lines("raw/"))
+    raw = stack.raw_lines("raw/")
+    raw_lines, distinct = len(raw), len({(line["shard_id"], line["sequence_number"]) for line in raw})
     quarantined = len(stack.raw_lines("quarantine/"))
     lines = [
         "",
         "summary" + ("" if caught_up else f" (the pipeline had not caught up after {CATCH_UP_TIMEOUT:.0f} s)"),
         f"  ticks sent         {sent:,}" + (f" ({invalid:,} invalid ones not sent)" if invalid else ""),
-        f"  raw objects        {stack.object_count('raw/'):,} with {raw_lines:,} lines",
+        f"  raw objects        {stack.object_count('raw/'):,} with {raw_lines:,} lines"
+        + (f" ({distinct:,} distinct ticks; retries wrote some twice)" if distinct != raw_lines else ""),
         f"  quarantined        {quarantined:,}",
         f"  one-minute bars    {stack.count_items('BAR#'):,}",
         f"  latest quotes      {stack.count_items('QUOTE'):,}",
         f"  alerts             {stack.inbox.count() if stack.inbox else 0:,} in {workdir / 'outbox'}/",
     ]
+    if stack.faults is not None:
+        injected = ", ".join(f"{count} {kind}" for kind, count in sorted(stack.faults.injected.items())) or "none"
+        lines.append(f"  faults injected    {injected}")
     for mapping in stack.mappings:
         stats = mapping.stats
         if stats.retries or stats.sent_to_on_failure:

@@ -17,9 +17,11 @@ import boto3
 from botocore.config import Config
 
 from tickwatch.local.event_sources import EventSourceMapping, stream_mappings
+from tickwatch.local.faults import FaultInjector, FaultPlan
 from tickwatch.local.functions import LocalFunction
 from tickwatch.local.inbox import Inbox
 from tickwatch.template import Template, create_resources
+from tickwatch_core.aws import add_client_customizer, remove_client_customizer
 
 LOCAL_STACK_NAME = "tickwatch-local"
 # Any credentials work with moto; setting them keeps boto3 from looking for real ones.
@@ -78,6 +80,8 @@ class LocalStackOptions:
     kinesis_poll_interval: float | None = None
     dynamodb_poll_interval: float | None = None
     print_alert: Any = None  # called with each alert as it arrives
+    faults: FaultPlan | None = None
+    function_timeout: float | None = None  # instead of the template's (short ones make timeouts quick)
 
 
 class LocalStack:
@@ -92,6 +96,7 @@ class LocalStack:
         self.mappings: list[EventSourceMapping] = []
         self.inbox: Inbox | None = None
         self._saved_environment: dict[str, str | None] = {}
+        self.faults: FaultInjector | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -121,12 +126,22 @@ class LocalStack:
             os.environ.pop(name, None)
 
         create_resources(self.template, self.session)
+        if self.options.faults is not None:
+            timeout = self.options.function_timeout or float(
+                self.template.body["Globals"]["Function"].get("Timeout", 3)
+            )
+            self.faults = FaultInjector(self.options.faults, hang_seconds=timeout + 1.0)
+            add_client_customizer(self.faults.customize)
         self.inbox = Inbox.subscribe(
             self.template, self.session, self.options.outbox, on_alert=self.options.print_alert
         )
         for function_id, settings in stream_mappings(self.template):
             function = self.functions.get(function_id) or LocalFunction(
-                self.template, function_id, extra_environment={"AWS_ENDPOINT_URL": endpoint}
+                self.template,
+                function_id,
+                extra_environment={"AWS_ENDPOINT_URL": endpoint},
+                timeout=self.options.function_timeout,
+                before_invoke=self.faults.before_invoke if self.faults else None,
             )
             self.functions[function_id] = function
             interval = (
@@ -145,6 +160,8 @@ class LocalStack:
             self.inbox.stop()
         if self.server:
             self.server.stop()
+        if self.faults is not None:
+            remove_client_customizer(self.faults.customize)
         for name, value in self._saved_environment.items():
             if value is None:
                 os.environ.pop(name, None)

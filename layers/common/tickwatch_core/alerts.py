@@ -214,6 +214,8 @@ class AlertDispatcher:
                         "symbol": {"DataType": "String", "StringValue": firing.rule.symbol},
                         "rule_id": {"DataType": "String", "StringValue": firing.rule.rule_id},
                         "direction": {"DataType": "String", "StringValue": firing.rule.direction.value},
+                        # The same for every delivery of one alert: lets a subscriber drop a duplicate.
+                        "alert_id": {"DataType": "String", "StringValue": firing.alert_id},
                     },
                 }
             )

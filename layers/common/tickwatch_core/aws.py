@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -42,10 +43,26 @@ class AwsClients:
         return client
 
 
+# Callbacks applied to every client the functions create. Empty in Lambda; the local stack adds
+# one to inject faults through botocore's own event hooks (see tickwatch/local/faults.py).
+_client_customizers: list[Callable[[Any], None]] = []
+
+
+def add_client_customizer(customize: Callable[[Any], None]) -> None:
+    _client_customizers.append(customize)
+
+
+def remove_client_customizer(customize: Callable[[Any], None]) -> None:
+    _client_customizers.remove(customize)
+
+
 def create_client(service: str) -> Any:
     """A client that honours AWS_ENDPOINT_URL when it is set (and not empty) for a local emulator."""
     endpoint_url = os.environ.get("AWS_ENDPOINT_URL") or None
-    return boto3.session.Session().client(service, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+    client = boto3.session.Session().client(service, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+    for customize in _client_customizers:
+        customize(client)
+    return client
 
 
 # What an AWS call raises when the service or the network fails (throttling, 5xx, timeouts,
