@@ -243,3 +243,49 @@ def test_explicit_flags_need_no_stack(aws, stack, capsys):
         )
         == 0
     )
+
+
+def test_dlq_list_shows_what_lambda_gave_up_on(aws, deployed, capsys):
+    from datetime import UTC, datetime
+
+    from tickwatch.local import events
+
+    record = events.kinesis_record(
+        data=b"{}",
+        sequence_number="49590338271490256608559692538361571095921575989136588898",
+        partition_key="AAPL",
+        arrival=datetime.now(UTC),
+        shard_id="shardId-000000000003",
+        stream_arn="arn:aws:kinesis:us-east-1:123456789012:stream/ticks",
+    )
+    message = events.on_failure_message(
+        records=[record],
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:processor",
+        request_id="r-1",
+        condition="RetryAttemptsExhausted",
+        invoke_count=11,
+        function_error="Unhandled",
+        shard_id="shardId-000000000003",
+    )
+    queue = deployed.physical["ProcessorFailureQueue"].ref
+    aws.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(message))
+    # The stack outputs of `deployed` do not name the queues; the flags do.
+    arguments = [
+        "--processor-failure-queue",
+        queue,
+        "--alerts-failure-queue",
+        deployed.physical["AlertsFailureQueue"].ref,
+    ]
+    assert tickwatch(aws, "dlq", "list", "--stack", STACK, *arguments) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["FUNCTION", "SOURCE", "SHARD", "SEQUENCE", "RANGE", "RECORDS", "REASON", "AGE"]
+    assert lines[1].split()[:5] == [
+        "processor",
+        "Kinesis",
+        "shardId-000000000003",
+        "49590338271490256608559692538361571095921575989136588898..49590338271490256608559692538361571095921575989136588898",
+        "1",
+    ]
+    assert "RetryAttemptsExhausted (Unhandled, 11 invocations)" in lines[1]
+    assert tickwatch(aws, "dlq", "list", "--stack", STACK, *arguments) == 0  # still there
+    assert "processor" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tickwatch.dlq import FAILURE_QUEUES, describe_age, failed_batches
 from tickwatch.resources import AwsContext, CliError, InputError, explain
 from tickwatch_core import items
 from tickwatch_core.dynamodb import batch_get, keys_by_kind
@@ -152,6 +153,23 @@ def build_parser() -> argparse.ArgumentParser:
         "subscriptions", parents=[aws], help="list subscriptions", description="List the alert topic's subscriptions."
     )
     subscriptions.add_argument("--topic-arn", help="alert topic (default: the stack's AlertTopicArn)")
+
+    dlq = commands.add_parser(
+        "dlq",
+        help="batches the functions gave up on",
+        description="The functions' on-failure queues (dead-letter queues).",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="SUBCOMMAND")
+    dlq_list = dlq_commands.add_parser(
+        "list",
+        parents=[aws],
+        help="what is in each function's on-failure queue",
+        description="List the batches Lambda gave up on: function, shard, sequence range, reason and age. "
+        "Nothing is removed from the queues.",
+    )
+    dlq_list.add_argument("--function", choices=sorted(FAILURE_QUEUES), help="only this function's queue")
+    dlq_list.add_argument("--processor-failure-queue", help="queue URL (default: the stack's ProcessorFailureQueueUrl)")
+    dlq_list.add_argument("--alerts-failure-queue", help="queue URL (default: the stack's AlertsFailureQueueUrl)")
 
     quotes = commands.add_parser(
         "quotes", parents=[aws], help="latest quotes and today's range", description="Latest quotes as a table."
@@ -295,10 +313,14 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
         region=getattr(args, "region", None),
         profile=getattr(args, "profile", None),
         stack=getattr(args, "stack", None),
-        overrides={name: getattr(args, name, None) for name in ("stream", "table", "topic_arn")},
+        overrides={
+            name: getattr(args, name, None)
+            for name in ("stream", "table", "topic_arn", "processor_failure_queue", "alerts_failure_queue")
+        },
         session_factory=session_factory,
     )
-    handler = COMMANDS[args.command if args.command != "rules" else f"rules {args.rules_command}"]
+    subcommand = {"rules": "rules_command", "dlq": "dlq_command"}.get(args.command)
+    handler = COMMANDS[f"{args.command} {getattr(args, subcommand)}" if subcommand else args.command]
     try:
         return handler(args, context)
     except CliError as error:
@@ -595,6 +617,36 @@ def _symbols_text(symbols: list[str]) -> str:
     return ", ".join(symbols) if symbols else "every symbol"
 
 
+# --- dead-letter queues -------------------------------------------------------------------------
+
+
+def command_dlq_list(args: argparse.Namespace, context: AwsContext) -> int:
+    sqs = context.client("sqs")
+    rows = []
+    for function in sorted(FAILURE_QUEUES):
+        if args.function and function != args.function:
+            continue
+        url = context.resource(f"{function}_failure_queue")
+        for batch in failed_batches(sqs, url, function):
+            info = batch.info
+            rows.append(
+                (
+                    function,
+                    batch.source,
+                    info.get("shardId", "-"),
+                    f"{info.get('startSequenceNumber', '?')}..{info.get('endSequenceNumber', '?')}",
+                    info.get("batchSize", "?"),
+                    batch.reason,
+                    describe_age(batch.age()),
+                )
+            )
+    if not rows:
+        print("the on-failure queues are empty: no batch was given up on")
+        return 0
+    print(format_table(("FUNCTION", "SOURCE", "SHARD", "SEQUENCE RANGE", "RECORDS", "REASON", "AGE"), rows))
+    return 0
+
+
 # --- quotes and alerts --------------------------------------------------------------------------
 
 
@@ -713,6 +765,7 @@ COMMANDS = {
     "subscribe": command_subscribe,
     "unsubscribe": command_unsubscribe,
     "subscriptions": command_subscriptions,
+    "dlq list": command_dlq_list,
     "quotes": command_quotes,
     "alerts": command_alerts,
 }

@@ -55,6 +55,8 @@ OUTPUTS = {
     "table": ("MarketTableName", "--table"),
     "topic_arn": ("AlertTopicArn", "--topic-arn"),
     "bucket": ("RawBucketName", "--bucket"),
+    "processor_failure_queue": ("ProcessorFailureQueueUrl", "--processor-failure-queue"),
+    "alerts_failure_queue": ("AlertsFailureQueueUrl", "--alerts-failure-queue"),
 }
 
 
