@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Any
 
 from tickwatch.template import Template
+from tickwatch_core.aws import AwsClients
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent.parent
 _IMPORT_LOCK = threading.Lock()
@@ -108,7 +109,9 @@ class LocalFunction:
         with self._lock:
             self.invocations += 1
         if worker.is_alive():
-            # Like Lambda: the invocation fails and its container is not reused.
+            # Like Lambda: the invocation fails and its container is not reused. Lambda also kills
+            # it; a thread cannot be killed, so its AWS clients refuse any further call instead.
+            _stop_clients(container)
             with self._lock:
                 self.errors += 1
             return Invocation(
@@ -146,6 +149,14 @@ class LocalFunction:
         with _IMPORT_LOCK, _environment(self.environment):
             spec.loader.exec_module(module)
         return module
+
+
+def _stop_clients(container: ModuleType) -> None:
+    """Stop every AwsClients the handler module holds (directly, or on its service objects)."""
+    for value in list(vars(container).values()):
+        for candidate in (value, getattr(value, "clients", None)):
+            if isinstance(candidate, AwsClients):
+                candidate.stop()
 
 
 @contextmanager

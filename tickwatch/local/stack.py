@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,12 @@ class MotoServer:
         bound_host, bound_port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
 
+    def reset(self) -> None:
+        """Forget every resource: moto keeps its state per process, not per server."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # loopback only
+            response.read()
+
     def stop(self) -> None:
         self._server.stop()
 
@@ -107,6 +114,7 @@ class LocalStack:
         endpoint = self.options.endpoint_url
         if endpoint is None:
             self.server = MotoServer(self.options.host, self.options.port)
+            self.server.reset()  # a fresh stack, even after another one in this process
             endpoint = self.server.endpoint_url
         self.session = EndpointSession(endpoint, self.template.region)
         # The functions and the fetch script in this process talk to the emulator, never to AWS.

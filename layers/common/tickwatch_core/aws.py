@@ -21,19 +21,31 @@ CLIENT_CONFIG = Config(
 )
 
 
+class ContainerStopped(RuntimeError):
+    """An AWS call from an invocation that already timed out."""
+
+
 class AwsClients:
     """Holds one client per service. `AwsClients(s3=fake)` injects a client for that service."""
 
     def __init__(self, **clients: Any) -> None:
         self._clients: dict[str, Any] = dict(clients)
         self._lock = threading.Lock()
+        self._stopped = False
 
     def __getattr__(self, service: str) -> Any:
         if service.startswith("_"):
             raise AttributeError(service)
         return self.get(service)
 
+    def stop(self) -> None:
+        """Refuse every further call: what a Lambda container killed at its timeout can do. Used by
+        the local stack, whose timed-out invocations are threads that cannot be killed."""
+        self._stopped = True
+
     def get(self, service: str) -> Any:
+        if self._stopped:
+            raise ContainerStopped("this container was stopped when its invocation timed out")
         client = self._clients.get(service)
         if client is None:
             with self._lock:
