@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from tickwatch.filters import matches_any
 from tickwatch.local import events
 from tickwatch.local.functions import Invocation, LocalFunction
@@ -38,6 +40,7 @@ from tickwatch.template import Template
 KINESIS_POLL_INTERVAL = 1.0
 DYNAMODB_POLL_INTERVAL = 0.25
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+_READ_ATTEMPTS = 10
 
 
 @dataclass
@@ -132,6 +135,7 @@ class EventSourceMapping:
         self._at_tip: dict[str, bool] = {}
         self._on_failure_url: str | None = None
         self.errors: list[str] = []
+        self.read_errors: list[str] = []  # failed reads that a later attempt got past
         # A short, growing pause before each retry, so a failing dependency is not hammered.
         self.retry_delay = 0.05
         self.retry_delay_cap = 1.0
@@ -215,8 +219,19 @@ class EventSourceMapping:
         iterator: str | None = self._iterator(shard_id)
         is_kinesis = self.settings.source == "Kinesis"
         client = self.session.client("kinesis" if is_kinesis else "dynamodbstreams")
+        failures = 0
         while iterator and not self._stop.is_set():
-            response = client.get_records(ShardIterator=iterator, Limit=10000 if is_kinesis else 1000)
+            try:
+                response = client.get_records(ShardIterator=iterator, Limit=10000 if is_kinesis else 1000)
+            except (ClientError, BotoCoreError) as error:
+                # Lambda's pollers ride out a failing read; so do these, after a growing pause.
+                failures += 1
+                self.read_errors.append(f"{type(error).__name__}: {error}")
+                if failures >= _READ_ATTEMPTS:
+                    raise
+                self._stop.wait(min(5.0, 0.2 * 2**failures))
+                continue
+            failures = 0
             iterator = response.get("NextShardIterator")
             records = [
                 events.kinesis_record_from_api(r, shard_id=shard_id, stream_arn=self.settings.stream_arn)

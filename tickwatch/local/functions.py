@@ -85,6 +85,7 @@ class LocalFunction:
         self._loaded = 0
         self.invocations = 0
         self.errors = 0
+        self.durations: list[float] = []  # seconds, of every invocation
 
     def invoke(self, event: dict[str, Any]) -> Invocation:
         request_id = str(uuid.uuid4())
@@ -108,6 +109,7 @@ class LocalFunction:
         duration = time.monotonic() - started
         with self._lock:
             self.invocations += 1
+            self.durations.append(duration)
         if worker.is_alive():
             # Like Lambda: the invocation fails and its container is not reused. Lambda also kills
             # it; a thread cannot be killed, so its AWS clients refuse any further call instead.

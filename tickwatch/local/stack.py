@@ -8,6 +8,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -52,7 +54,11 @@ class EndpointSession:
 class MotoServer:
     """A moto server in a background thread on a loopback address."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, separate_process: bool = False) -> None:
+        if separate_process:
+            self._start_process(host, port or _free_port(host))
+            return
+        self._process: subprocess.Popen[bytes] | None = None
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
@@ -67,6 +73,27 @@ class MotoServer:
         bound_host, bound_port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{bound_host}:{bound_port}"
 
+    def _start_process(self, host: str, port: int) -> None:
+        # Its own interpreter: the emulator then does not compete with the functions for the GIL.
+        self._server = None
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.endpoint_url = f"http://{host}:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
+                    return
+            except OSError:
+                if self._process.poll() is not None:
+                    raise OSError(f"the moto server on {host}:{port} exited at start") from None
+                time.sleep(0.1)
+        self.stop()
+        raise OSError(f"the moto server on {host}:{port} did not start within 30 s")
+
     def reset(self) -> None:
         """Forget every resource: moto keeps its state per process, not per server."""
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
@@ -74,7 +101,17 @@ class MotoServer:
             response.read()
 
     def stop(self) -> None:
-        self._server.stop()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+        elif self._server is not None:
+            self._server.stop()
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 @dataclass
@@ -89,6 +126,7 @@ class LocalStackOptions:
     print_alert: Any = None  # called with each alert as it arrives
     faults: FaultPlan | None = None
     function_timeout: float | None = None  # instead of the template's (short ones make timeouts quick)
+    server_process: bool = False  # run moto in a process of its own
 
 
 class LocalStack:
@@ -113,7 +151,7 @@ class LocalStack:
     def start(self) -> LocalStack:
         endpoint = self.options.endpoint_url
         if endpoint is None:
-            self.server = MotoServer(self.options.host, self.options.port)
+            self.server = MotoServer(self.options.host, self.options.port, separate_process=self.options.server_process)
             self.server.reset()  # a fresh stack, even after another one in this process
             endpoint = self.server.endpoint_url
         self.session = EndpointSession(endpoint, self.template.region)
