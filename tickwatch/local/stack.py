@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from tickwatch.local import moto_patches
 from tickwatch.local.event_sources import EventSourceMapping, stream_mappings
 from tickwatch.local.faults import FaultInjector, FaultPlan
 from tickwatch.local.functions import LocalFunction
@@ -62,6 +63,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+        moto_patches.apply()
         if port:
             # The server's thread would not report a failed bind (it would just never start).
             with socket.socket() as probe:
@@ -77,7 +79,7 @@ class MotoServer:
         # Its own interpreter: the emulator then does not compete with the functions for the GIL.
         self._server = None
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+            [sys.executable, "-m", "tickwatch.local.moto_patches", "-H", host, "-p", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
