@@ -49,14 +49,14 @@ lint: install ## ruff, cfn-lint and sam validate --lint
 
 build: install ## sam build into a temporary directory (proves the template and layer package)
 	@build_dir=$$(mktemp -d) && trap 'rm -rf "$$build_dir"' EXIT && \
-	  $(SAM) build --build-dir "$$build_dir/build" --cache-dir "$$build_dir/cache" && \
+	  $(SAM) build --build-dir "$$build_dir/build" --cache-dir "$(abspath .aws-sam/cache)" && \
 	  test -f "$$build_dir/build/CommonLayer/python/tickwatch_core/tick.schema.json" && \
 	  test -d "$$build_dir/build/CommonLayer/python/aws_lambda_powertools" && \
 	  test -f "$$build_dir/build/ProcessorFunction/app.py" && \
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
 	  echo "sam build: functions and CommonLayer built"
 
-test: lint build ## lint, build, then every test (offline, no AWS account)
+test: lint build ## lint, build, then every test (no AWS account; only sam build reaches PyPI)
 	$(BIN)/pytest
 
 clean: ## remove the environment and build output

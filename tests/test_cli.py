@@ -289,3 +289,21 @@ def test_dlq_list_shows_what_lambda_gave_up_on(aws, deployed, capsys):
     assert "RetryAttemptsExhausted (Unhandled, 11 invocations)" in lines[1]
     assert tickwatch(aws, "dlq", "list", "--stack", STACK, *arguments) == 0  # still there
     assert "processor" in capsys.readouterr().out
+
+
+def test_local_options_given_before_up_are_kept():
+    from pathlib import Path
+
+    from tickwatch.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["local", "--workdir", "/tmp/elsewhere", "--alert-symbols", "AAPL", "up", "--port", "5001"]
+    )
+    assert (args.local_command, args.workdir, args.alert_symbols, args.port) == (
+        "up",
+        Path("/tmp/elsewhere"),
+        "AAPL",
+        5001,
+    )
+    args = build_parser().parse_args(["local", "up"])
+    assert (args.workdir, args.alert_symbols) == (Path(".tickwatch"), None)

@@ -37,7 +37,11 @@ from tickwatch_core.rules import (
 
 PROVIDERS = ("simulator", "replay", "finnhub", "twelvedata")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-DEFAULT_SPOOL_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tickwatch" / "spool"
+
+
+def default_spool_dir() -> Path:
+    """Where ticks wait while the stream is unreachable: $XDG_CACHE_HOME/tickwatch/spool."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tickwatch" / "spool"
 
 
 # --- parser -------------------------------------------------------------------------------------
@@ -70,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "--spool-dir",
         type=Path,
-        default=DEFAULT_SPOOL_DIR,
-        help=f"where ticks wait while the stream is unreachable (default {DEFAULT_SPOOL_DIR})",
+        help="where ticks wait while the stream is unreachable (default $XDG_CACHE_HOME/tickwatch/spool)",
     )
 
     local = commands.add_parser(
@@ -108,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_positive_int, default=5000, help="port of the emulator (default 5000, as events/env.json says)"
     )
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    _add_local_options(up)
+    _add_local_options(up, subcommand=True)
     local_commands.add_parser(
         "down", help="stop the stack `local up` started", description="Stop the running local stack."
     )
@@ -228,15 +231,19 @@ def _add_fetch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=_positive_int, help="stop after this many ticks")
 
 
-def _add_local_options(parser: argparse.ArgumentParser) -> None:
+def _add_local_options(parser: argparse.ArgumentParser, *, subcommand: bool = False) -> None:
+    # On `local up` these repeat `local`'s options; SUPPRESS keeps them from resetting what was
+    # given before the subcommand (`tickwatch local --workdir X up`).
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if subcommand else {}
     parser.add_argument(
         "--alert-symbols",
+        **default,
         help="symbols the local inbox gets alerts for, like the AlertSymbols parameter (default: all)",
     )
     parser.add_argument(
         "--workdir",
         type=Path,
-        default=Path(".tickwatch"),
+        **(default or {"default": Path(".tickwatch")}),
         help="where the outbox, logs and spool go (default .tickwatch)",
     )
 
@@ -323,6 +330,9 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
     handler = COMMANDS[f"{args.command} {getattr(args, subcommand)}" if subcommand else args.command]
     try:
         return handler(args, context)
+    except KeyboardInterrupt:
+        print("tickwatch: interrupted", file=sys.stderr)
+        return 130
     except CliError as error:
         print(f"tickwatch: {error}", file=sys.stderr)
         return error.exit_code
@@ -353,7 +363,11 @@ def command_fetch(args: argparse.Namespace, context: AwsContext) -> int:
         # The writer retries failed records itself, with backoff and a spool; SDK retries on top
         # would only delay noticing an outage.
         kinesis = context.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
-        spool = Spool(args.spool_dir / f"{stream}.jsonl")
+        spool_dir = args.spool_dir or default_spool_dir()
+        try:
+            spool = Spool(spool_dir / f"{stream}.jsonl")
+        except OSError as error:
+            raise CliError(f"cannot use the spool directory {spool_dir}: {error.strerror}; pass --spool-dir") from None
         if spool.pending:
             progress.problem(f"sending {spool.pending:,} ticks spooled by an earlier run first")
         try:
@@ -367,10 +381,12 @@ def command_fetch(args: argparse.Namespace, context: AwsContext) -> int:
         with stop_on_signals(stop):
             summary = run_fetch(provider, writer, progress, count=args.count, duration=args.duration, stop=stop)
     except StreamUnavailable as error:
-        raise CliError(f"{error}: check --stream/--stack/--region (unsent ticks are in the spool)") from None
+        waiting = writer.spool.pending if getattr(writer, "spool", None) is not None else 0
+        raise CliError(f"{error}; {waiting:,} unsent ticks wait in {spool_path} for the next run") from None
     except _provider_errors() as error:
         raise CliError(str(error)) from None
-    progress.finish(describe(summary, writer.stats, destination, spool_path))
+    pending = writer.spool.pending if writer.spool is not None else 0
+    progress.finish(describe(summary, writer.stats, destination, spool_path, pending))
     return 0
 
 

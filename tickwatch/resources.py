@@ -103,7 +103,10 @@ class AwsContext:
     def client(self, service: str, config: Config | None = None) -> Any:
         endpoint = {"endpoint_url": self.local.endpoint_url} if self.local is not None else {}
         try:
-            return self.session.client(service, config=config or CLIENT_CONFIG, **endpoint)
+            # Merged, so a caller's retry settings keep the short connect and read timeouts.
+            return self.session.client(
+                service, config=CLIENT_CONFIG.merge(config) if config else CLIENT_CONFIG, **endpoint
+            )
         except NoRegionError:
             raise CliError("no AWS region: pass --region or set AWS_DEFAULT_REGION") from None
 

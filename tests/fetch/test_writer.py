@@ -250,7 +250,9 @@ def test_sigterm_flushes_before_exiting(tmp_path):
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(3)
+        deadline = time.monotonic() + 60
+        while len(read_stream(client)) < 200 and time.monotonic() < deadline:  # it is sending
+            time.sleep(0.2)
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=30)
         assert process.returncode == 0, errors
@@ -263,3 +265,48 @@ def test_sigterm_flushes_before_exiting(tmp_path):
         assert "fetch stopped by a stop signal" in errors
     finally:
         server.stop()
+
+
+def test_a_drain_batch_that_went_only_in_part_stays_spooled_so_a_crash_loses_nothing(kinesis, tmp_path):
+    spooling = writer_for(Flaky(kinesis, outage_calls=10**6), tmp_path)
+    for record in records(500):
+        spooling.add(record)
+    spooling.close(timeout=0)
+    assert Spool(tmp_path / "spool.jsonl").pending == 500
+
+    # The stream is back but refuses a third of the records every time: the drain cannot finish.
+    partial = writer_for(Flaky(kinesis, failing_record_every=3, failing_calls=10**6), tmp_path, max_attempts=2)
+    partial.poll()
+    assert partial.in_outage
+    # The process dies here (no close): the whole batch is still in the spool.
+    assert Spool(tmp_path / "spool.jsonl").pending == 500
+
+    recovered = writer_for(kinesis, tmp_path)
+    recovered.close()
+    delivered = sorted(d["n"] for d in read_stream(kinesis))
+    assert sorted(set(delivered)) == list(range(500))  # every tick, some of them twice
+
+
+def test_a_stream_that_cannot_be_used_keeps_the_batch_in_the_spool(kinesis, tmp_path):
+    class Expired:
+        def put_records(self, **kwargs):
+            raise ClientError({"Error": {"Code": "ExpiredTokenException", "Message": "expired"}}, "PutRecords")
+
+    writer = writer_for(Expired(), tmp_path)
+    for record in records(MAX_RECORDS_PER_REQUEST - 1):
+        writer.add(record)
+    with pytest.raises(StreamUnavailable, match="session token has expired"):
+        writer.add(records(1)[0])
+    assert Spool(tmp_path / "spool.jsonl").pending == MAX_RECORDS_PER_REQUEST
+
+
+def test_a_torn_spool_and_a_stale_offset_are_repaired_when_opened(tmp_path):
+    spool = Spool(tmp_path / "spool.jsonl")
+    spool.append(records(3))
+    with (tmp_path / "spool.jsonl").open("a") as handle:
+        handle.write('{"k": "AAPL", "d": "eyJ')  # the process died in the middle of a line
+    (tmp_path / "spool.jsonl.offset").write_text("999999")  # left from an older, larger spool
+    reopened = Spool(tmp_path / "spool.jsonl")
+    assert reopened.pending == 3
+    batch, _ = reopened.peek()
+    assert [json.loads(r.data)["n"] for r in batch] == [0, 1, 2]

@@ -28,7 +28,9 @@ def faulty(tmp_path_factory):
         kinesis_poll_interval=0.2,
         dynamodb_poll_interval=0.1,
         faults=FaultPlan.parse(PLAN, seed=11),
-        function_timeout=3.0,
+        # Long enough that only the injected timeouts time out: an alerts invocation slowed down by
+        # the SDK's retry pauses must not time out between SNS accepting and the history write.
+        function_timeout=10.0,
     )
     stack = LocalStack(options).start()
     try:

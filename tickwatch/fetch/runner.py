@@ -175,14 +175,15 @@ def _take(
         on_tick(document)
 
 
-def describe(summary: FetchSummary, stats: WriterStats, destination: str, spool_path: Any = None) -> str:
+def describe(
+    summary: FetchSummary, stats: WriterStats, destination: str, spool_path: Any = None, pending: int = 0
+) -> str:
     rate = stats.sent / summary.elapsed if summary.elapsed > 0 else 0.0
     lines = [
         f"fetch stopped by {summary.stopped_by} after {summary.elapsed:.1f} s",
         f"  sent       {stats.sent:,} ticks to {destination} ({rate:,.0f}/s)",
         f"  retried    {stats.retried:,} records the stream reported as failed",
-        f"  spooled    {stats.spooled:,}"
-        + (f" (waiting in {spool_path})" if spool_path and stats.spooled > stats.drained else ""),
+        f"  spooled    {stats.spooled:,}" + (f"; {pending:,} waiting in {spool_path}" if pending else ""),
         f"  invalid    {summary.invalid:,} ticks not sent",
         f"  problems   {summary.provider_problems:,} provider errors, {stats.failed_calls:,} failed calls",
     ]

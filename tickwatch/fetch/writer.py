@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 MAX_RECORDS_PER_REQUEST = 500
 MAX_REQUEST_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
+_DRAIN_BATCHES_PER_POLL = 10  # so a long backlog does not keep the caller from its stop checks
 
 # Errors that say the stream cannot be used at all: retrying or spooling would not help.
 _FATAL_CODES = {
@@ -66,15 +67,33 @@ class WriterStats:
 class Spool:
     """An append-only JSON Lines file of records waiting for the stream, with a saved read offset.
 
-    The offset is saved after each batch is sent, so an interrupted drain resends at most one batch.
+    The offset moves only past batches that were sent whole, so an interrupted drain resends at most
+    one batch and never loses one.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset_path = path.with_name(path.name + ".offset")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._offset = int(self.offset_path.read_text()) if self.offset_path.exists() else 0
+        self._repair()
         self.pending = self._count_from(self._offset)
+
+    def _repair(self) -> None:
+        """Start from a consistent spool after a crash: a torn last line is cut off, and an offset
+        that is unreadable or past the end of the file (its spool was removed) starts over."""
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size:
+            with self.path.open("rb+") as handle:
+                data = handle.read()
+                end = data.rfind(b"\n") + 1
+                if end != size:
+                    handle.truncate(end)
+                    size = end
+        try:
+            offset = int(self.offset_path.read_text()) if self.offset_path.exists() else 0
+        except ValueError:
+            offset = 0
+        self._offset = offset if 0 <= offset <= size else 0
 
     def _count_from(self, offset: int) -> int:
         if not self.path.exists():
@@ -127,11 +146,16 @@ class Spool:
         self._offset = offset
         self.pending = max(0, self.pending - count)
         if self.pending == 0:
+            self.offset_path.unlink(missing_ok=True)  # first: a stale offset must never outlive its spool
             self.path.unlink(missing_ok=True)
-            self.offset_path.unlink(missing_ok=True)
             self._offset = 0
-        else:
-            self.offset_path.write_text(str(offset))
+            return
+        temporary = self.offset_path.with_name(self.offset_path.name + ".tmp")
+        with temporary.open("w") as handle:
+            handle.write(str(offset))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.offset_path)
 
 
 class KinesisWriter:
@@ -169,9 +193,9 @@ class KinesisWriter:
         self._oldest: float | None = None
         self.in_outage = False
         self._next_probe = 0.0
-        self._drain_head: list[Record] = []
         if self.spool.pending:
-            self._drain_spool()
+            # Ticks from an earlier run go first: new ones queue behind them until they are sent.
+            self.in_outage = True
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -194,7 +218,7 @@ class KinesisWriter:
         if self.in_outage:
             if self.clock() >= self._next_probe:
                 self._flush_buffer()  # into the spool, so the drain keeps the order
-                self._drain_spool()
+                self._drain_spool(max_batches=_DRAIN_BATCHES_PER_POLL)
             return
         if self._buffer and self._oldest is not None and self.clock() - self._oldest >= self.linger:
             self._flush_buffer()
@@ -203,12 +227,8 @@ class KinesisWriter:
         """Send what is buffered (and spooled) within `timeout`; spool whatever could not go."""
         deadline = self.clock() + timeout
         self._flush_buffer()
-        if self.in_outage and self.clock() < deadline:
-            self._drain_spool()
-        if self._drain_head:
-            # Out of order, but not lost: the next run sends it with the rest of the spool.
-            self._spool(self._drain_head)
-            self._drain_head = []
+        if self.in_outage:
+            self._drain_spool(deadline=deadline)
 
     @property
     def buffered(self) -> int:
@@ -223,7 +243,11 @@ class KinesisWriter:
         if self.in_outage:
             self._spool(batch)  # one write and fsync for the whole buffer
             return
-        unsent = self._send(batch)
+        try:
+            unsent = self._send(batch)
+        except StreamUnavailable:
+            self._spool(batch)  # the stream cannot be used at all: keep the ticks for a later run
+            raise
         if unsent:
             self._enter_outage(unsent)
 
@@ -275,28 +299,26 @@ class KinesisWriter:
     def _spool(self, records: list[Record]) -> None:
         self.stats.spooled += self.spool.append(records)
 
-    def _drain_spool(self) -> None:
-        """Send spooled records oldest first; stop (and stay in outage) at the first failure."""
-        if self._drain_head:
-            unsent = self._send(self._drain_head)
-            self.stats.drained += len(self._drain_head) - len(unsent)
-            self._drain_head = unsent
-            if unsent:
-                self._stay_in_outage()
-                return
+    def _drain_spool(self, *, max_batches: int | None = None, deadline: float | None = None) -> None:
+        """Send spooled records oldest first. A batch that does not go whole stays in the spool
+        (what went of it will be sent again: a duplicate rather than a loss) and the outage goes on."""
+        batches = 0
         while self.spool.pending:
+            if (max_batches is not None and batches >= max_batches) or (
+                deadline is not None and self.clock() >= deadline
+            ):
+                return
             records, offset = self.spool.peek()
             if not records:
                 break
             unsent = self._send(records)
-            # What went is committed; what did not waits in memory (at most one request's worth)
-            # and goes before the rest of the spool.
-            self.spool.commit(offset, len(records))
-            self.stats.drained += len(records) - len(unsent)
+            batches += 1
             if unsent:
-                self._drain_head = unsent
+                self.stats.drained += len(records) - len(unsent)
                 self._stay_in_outage()
                 return
+            self.spool.commit(offset, len(records))
+            self.stats.drained += len(records)
         self.in_outage = False
 
     def _stay_in_outage(self) -> None:

@@ -132,7 +132,7 @@ class EventSourceMapping:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lanes: list[_Lane] = []
-        self._at_tip: dict[str, bool] = {}
+        self._at_tip: dict[str, float | None] = {}  # per shard: when its last empty read began
         self._on_failure_url: str | None = None
         self.errors: list[str] = []
         self.read_errors: list[str] = []  # failed reads that a later attempt got past
@@ -158,12 +158,13 @@ class EventSourceMapping:
         for thread in self._threads:
             thread.join(timeout)
 
-    def idle(self) -> bool:
-        """True when the last read of every shard found nothing new and every batch is handled."""
+    def idle(self, since: float = 0.0) -> bool:
+        """True when a read of every shard that began after `since` (monotonic seconds) found
+        nothing new, and every batch is handled."""
         if self.errors:
             raise RuntimeError(f"{self.settings.name} stopped: {self.errors[0]}")
         with self.stats.lock:
-            at_tip = bool(self._at_tip) and all(self._at_tip.values())
+            at_tip = bool(self._at_tip) and all(read is not None and read >= since for read in self._at_tip.values())
         return at_tip and all(lane.idle() for lane in self._lanes)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
@@ -215,12 +216,13 @@ class EventSourceMapping:
 
     def _poll_shard(self, shard_id: str, lanes: list[_Lane]) -> None:
         with self.stats.lock:
-            self._at_tip[shard_id] = False
+            self._at_tip[shard_id] = None
         iterator: str | None = self._iterator(shard_id)
         is_kinesis = self.settings.source == "Kinesis"
         client = self.session.client("kinesis" if is_kinesis else "dynamodbstreams")
         failures = 0
         while iterator and not self._stop.is_set():
+            read_began = time.monotonic()
             try:
                 response = client.get_records(ShardIterator=iterator, Limit=10000 if is_kinesis else 1000)
             except (ClientError, BotoCoreError) as error:
@@ -249,7 +251,7 @@ class EventSourceMapping:
             for record in records:
                 lanes[_lane_of(events.partition_key_of(record), len(lanes))].offer(record)
             with self.stats.lock:
-                self._at_tip[shard_id] = not response["Records"]
+                self._at_tip[shard_id] = None if response["Records"] else read_began
             if not response["Records"]:
                 self._stop.wait(self.poll_interval)
 

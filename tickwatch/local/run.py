@@ -21,7 +21,7 @@ from tickwatch.fetch.writer import KinesisWriter, Spool
 from tickwatch.local.faults import FaultPlan
 from tickwatch.local.inbox import ReceivedAlert
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
-from tickwatch.local.state import STATE_PATH, LocalState
+from tickwatch.local.state import LocalState, state_path
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.rules import Direction, format_duration
 
@@ -239,7 +239,7 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
         state.write()
         bridge = _listen_on_docker_bridge(port, screen) if host in ("127.0.0.1", "localhost") else None
         try:
-            screen.line(f"local stack up at {stack.endpoint_url}; state in {STATE_PATH}")
+            screen.line(f"local stack up at {stack.endpoint_url}; state in {state_path()}")
             for key, value in state.outputs.items():
                 screen.line(f"  {key:26} {value}")
             screen.line(

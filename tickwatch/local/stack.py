@@ -230,12 +230,13 @@ class LocalStack:
 
     def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 1.5) -> bool:
         """Wait until every mapping has handled all it read and nothing new arrived for `settle` s."""
-        deadline = time.monotonic() + timeout
+        began = time.monotonic()
+        deadline = began + timeout
         quiet_since: float | None = None
         last_seen = -1
         while time.monotonic() < deadline:
             seen = sum(m.stats.records_read for m in self.mappings)
-            if all([m.idle() for m in self.mappings]) and seen == last_seen:  # noqa: C419 - idle() of each must run: it raises a poller's error
+            if all([m.idle(since=began) for m in self.mappings]) and seen == last_seen:  # noqa: C419 - idle() of each must run: it raises a poller's error
                 quiet_since = quiet_since or time.monotonic()
                 if time.monotonic() - quiet_since >= settle:
                     return True

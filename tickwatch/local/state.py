@@ -7,7 +7,10 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-STATE_PATH = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "tickwatch" / "local.json"
+
+def state_path() -> Path:
+    """$XDG_STATE_HOME/tickwatch/local.json (read when asked, so tests and users can point it elsewhere)."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "tickwatch" / "local.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,15 +21,17 @@ class LocalState:
     outputs: dict[str, str]
     outbox: str
 
-    def write(self, path: Path = STATE_PATH) -> None:
+    def write(self, path: Path | None = None) -> None:
+        path = path or state_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(asdict(self), indent=2))
         temporary.replace(path)
 
     @classmethod
-    def read(cls, path: Path = STATE_PATH) -> LocalState | None:
+    def read(cls, path: Path | None = None) -> LocalState | None:
         """The state of a local stack that is still running, or None."""
+        path = path or state_path()
         try:
             state = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
@@ -37,8 +42,8 @@ class LocalState:
         return state
 
     @staticmethod
-    def remove(path: Path = STATE_PATH) -> None:
-        path.unlink(missing_ok=True)
+    def remove(path: Path | None = None) -> None:
+        (path or state_path()).unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:

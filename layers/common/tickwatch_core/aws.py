@@ -52,7 +52,13 @@ class AwsClients:
                 client = self._clients.get(service)
                 if client is None:
                     client = self._clients[service] = create_client(service)
+                    # Also refuse calls through a client a caller already holds (and botocore's retries).
+                    client.meta.events.register("before-send", self._refuse_when_stopped)
         return client
+
+    def _refuse_when_stopped(self, **_: Any) -> None:
+        if self._stopped:
+            raise ContainerStopped("this container was stopped when its invocation timed out")
 
 
 # Callbacks applied to every client the functions create. Empty in Lambda; the local stack adds
