@@ -12,6 +12,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tickwatch.local import events
+from tickwatch.local.verify import stream_records
 from tickwatch_core.aws import AwsClients
 
 ACCOUNT = "123456789012"
@@ -202,18 +203,7 @@ def clients_for(session: Any, **overrides: Any) -> AwsClients:
 
 def kinesis_records(client: Any, stream: str) -> list[dict[str, Any]]:
     """Every record in a Kinesis stream (boto3 shape), shard by shard from the oldest."""
-    records: list[dict[str, Any]] = []
-    for shard in client.list_shards(StreamName=stream)["Shards"]:
-        iterator = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
-        while iterator:
-            response = client.get_records(ShardIterator=iterator, Limit=10000)
-            records += response["Records"]
-            if not response["Records"]:
-                break
-            iterator = response.get("NextShardIterator")
-    return records
+    return stream_records(client, stream)
 
 
 def list_objects(session: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:

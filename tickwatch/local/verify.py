@@ -43,22 +43,28 @@ class Verification:
             self.problems.append(problem)
 
 
-def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
-    """Every record in the stream: sequence number, partition key and data, oldest first."""
-    records = []
+def stream_records(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record in a Kinesis stream (boto3 shape), shard by shard from the oldest."""
+    records: list[dict[str, Any]] = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
         iterator = kinesis.get_shard_iterator(
             StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
         )["ShardIterator"]
         while iterator:
             response = kinesis.get_records(ShardIterator=iterator, Limit=10000)
-            records += [
-                {"sequence": r["SequenceNumber"], "key": r["PartitionKey"], "data": r["Data"]}
-                for r in response["Records"]
-            ]
+            records += response["Records"]
             if not response["Records"]:
                 break
             iterator = response.get("NextShardIterator")
+    return records
+
+
+def read_stream(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every record in the stream: sequence number, partition key and data, oldest first."""
+    records = [
+        {"sequence": r["SequenceNumber"], "key": r["PartitionKey"], "data": r["Data"]}
+        for r in stream_records(kinesis, stream)
+    ]
     return sorted(records, key=lambda r: int(r["sequence"]))
 
 
