@@ -70,9 +70,9 @@ def state_of(session, stack) -> tuple[dict, dict]:
     bucket, table = stack.physical["RawBucket"].ref, stack.physical["MarketTable"].ref
     table_items = {key: items.deserialize(item) for key, item in scan_table(session, table).items()}
     for values in table_items.values():
-        # When it was written, and what its last update covered, depend on how ticks were
+        # When and how often it was written, and what its last update covered, depend on how ticks were
         # delivered; everything else must be as if each tick was applied once.
-        for name in ("updated_at", "window_high", "window_low", "window_trades", "trades"):
+        for name in ("updated_at", "window_high", "window_low", "window_trades", "trades", "revision"):
             values.pop(name, None)
     return list_objects(session, bucket), table_items
 

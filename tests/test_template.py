@@ -89,7 +89,18 @@ def _statements(function: str) -> list[dict]:
 @pytest.mark.parametrize(
     ("function", "expected"),
     [
-        ("ProcessorFunction", {"s3:PutObject", "dynamodb:BatchGetItem", "dynamodb:PutItem"}),
+        (
+            "ProcessorFunction",
+            # Reading raw/ and querying a day's bars: only when a replayed batch repairs items.
+            {
+                "s3:PutObject",
+                "s3:GetObject",
+                "s3:ListBucket",
+                "dynamodb:BatchGetItem",
+                "dynamodb:PutItem",
+                "dynamodb:Query",
+            },
+        ),
         (
             "AlertsFunction",
             {
@@ -120,6 +131,14 @@ def test_processor_writes_only_under_raw_and_quarantine():
         {"Fn::Sub": "${RawBucket.Arn}/raw/*"},
         {"Fn::Sub": "${RawBucket.Arn}/quarantine/*"},
     ]
+
+
+def test_processor_reads_and_lists_only_raw_ticks():
+    statements = _statements("ProcessorFunction")
+    (get,) = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert get["Resource"] == {"Fn::Sub": "${RawBucket.Arn}/raw/*"}
+    (listing,) = [s for s in statements if s["Action"] == "s3:ListBucket"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": "raw/*"}}
 
 
 @pytest.mark.parametrize(("function", "event"), [("ProcessorFunction", "Ticks"), ("AlertsFunction", "QuoteChanges")])

@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickwatch_core.config import ProcessorSettings
 from tickwatch_core.processor import BatchReport, StreamRecord, TickBatchProcessor
+from tickwatch_core.repair import REPLAY_FLAG
 
 logger = Logger()
 tracer = Tracer()
@@ -44,7 +45,8 @@ def lambda_handler(event: KinesisStreamEvent, context: LambdaContext) -> dict[st
         )
         for record in event.records
     ]
-    report = processor.process(records)
+    # Set by `tickwatch dlq replay`: the batch is one Lambda gave up on, replayed late.
+    report = processor.process(records, replay=bool(event.raw_event.get(REPLAY_FLAG)))
     _observe(report)
     failed = report.first_failed_sequence
     return {"batchItemFailures": [{"itemIdentifier": failed}] if failed else []}
@@ -79,5 +81,6 @@ def _observe(report: BatchReport) -> None:
         raw_objects=report.raw_objects_written,
         items_written=report.items_written,
         items_unchanged=report.items_unchanged,
+        items_repaired=report.items_repaired,
         first_failed_sequence=report.first_failed_sequence,
     )

@@ -101,6 +101,8 @@ def quote_to_item(quote: Quote, *, updated_at: datetime) -> AttributeMap:
             "window_trades": len(quote.trades),
             "trades": encode_trades(quote.trades),
             "applied_seq": quote.applied_seq,
+            "at_seq": quote.at_seq or None,
+            "revision": quote.revision,
             "updated_at": format_timestamp(updated_at),
         }
     )
@@ -125,6 +127,8 @@ def quote_from_values(values: Mapping[str, Any]) -> Quote:
         window_low=values["window_low"],
         trades=decode_trades(values.get("trades", "")),
         applied_seq=values["applied_seq"],
+        at_seq=values.get("at_seq", ""),
+        revision=int(values.get("revision", 0)),
     )
 
 
@@ -171,6 +175,7 @@ def bar_to_item(bar: Bar, *, retention: timedelta) -> AttributeMap:
             "open_at": format_timestamp(bar.open_at),
             "close_at": format_timestamp(bar.close_at),
             "applied_seq": bar.applied_seq,
+            "revision": bar.revision,
             TTL_ATTRIBUTE: int((bar.start + retention).timestamp()),
         }
     )
@@ -189,6 +194,7 @@ def bar_from_values(values: Mapping[str, Any]) -> Bar:
         open_at=parse_time(values["open_at"]),
         close_at=parse_time(values["close_at"]),
         applied_seq=values["applied_seq"],
+        revision=int(values.get("revision", 0)),
     )
 
 

@@ -69,6 +69,11 @@ class Quote:
     window_low: Decimal
     trades: tuple[Trade, ...]
     applied_seq: str
+    # Sequence key of the tick `price` and `at` come from: breaks ties between equal timestamps
+    # when a replayed tick is merged in after later ones (see `repair.py`).
+    at_seq: str = ""
+    # Bumped by every write; writes are conditional on it (optimistic concurrency).
+    revision: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +91,7 @@ class Bar:
     open_at: datetime
     close_at: datetime
     applied_seq: str
+    revision: int = 0
 
 
 def bar_start(moment: datetime) -> datetime:
@@ -140,6 +146,8 @@ def _apply_to_quote(quote: Quote | None, received: ReceivedTick) -> Quote:
             window_low=tick.price,
             trades=(),
             applied_seq=received.sequence_key,
+            at_seq=received.sequence_key,
+            revision=quote.revision if quote else 0,
         )
     quote = replace(quote, applied_seq=received.sequence_key)
     if day == quote.day:
@@ -153,7 +161,15 @@ def _apply_to_quote(quote: Quote | None, received: ReceivedTick) -> Quote:
             quote = replace(quote, day_open=tick.price, day_open_at=tick.timestamp)
     # Equal timestamps: the later tick in the stream is the latest.
     if tick.timestamp >= quote.at:
-        quote = replace(quote, price=tick.price, at=tick.timestamp, bid=tick.bid, ask=tick.ask, volume=tick.volume)
+        quote = replace(
+            quote,
+            price=tick.price,
+            at=tick.timestamp,
+            bid=tick.bid,
+            ask=tick.ask,
+            volume=tick.volume,
+            at_seq=received.sequence_key,
+        )
     return quote
 
 

@@ -4,8 +4,10 @@ The batch is planned in memory first (pure functions below), then written with a
 data allows: one raw object per date-hour partition, one quarantine object, one BatchGetItem per
 100 items and one conditional PutItem per quote and bar. Every write covers a known set of records;
 when a write fails, those records are not fully applied, and the lowest of their sequence numbers is
-where Lambda must resume (the partial batch response). Items already written are protected from
-double application by their `applied_seq` condition, so resuming there is safe.
+where Lambda must resume (the partial batch response). Items skip ticks at or below their
+`applied_seq`, so resuming there is safe; their writes are conditional on the `revision` they were
+read at, so two writers never overwrite each other. A replayed batch (`tickwatch dlq replay`) also
+repairs items later ticks have moved past: see `repair.py`.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from tickwatch_core import items
+from tickwatch_core import items, repair
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import ProcessorSettings
 from tickwatch_core.dynamodb import batch_get
@@ -72,7 +74,7 @@ class ItemWrite:
     """A conditional put of one quote or bar, and the records whose ticks it applies."""
 
     item: dict[str, Any]
-    expected_applied_seq: str | None
+    expected_revision: int | None  # None: the item must not exist yet
     records: tuple[StreamRecord, ...]
     # Further versions of the same item, written in order after this one (see QUOTE_TRADES_LIMIT).
     then: tuple[ItemWrite, ...] = ()
@@ -97,6 +99,7 @@ class BatchReport:
     quarantine_objects_written: int = 0
     items_written: int = 0
     items_unchanged: int = 0
+    items_repaired: int = 0  # bars and quotes rebuilt by a replay
     failures: list[WriteFailure] = field(default_factory=list)
 
     @property
@@ -237,11 +240,17 @@ def plan_item_writes(
         stored = current.get(items.key_of(items.quote_key(symbol)))
         previous: Quote | None = items.quote_from_values(stored) if stored else None
         record_of = {received.sequence_key: record for record, received in entries}
-        chain = _quote_chain(previous, [received for _, received in entries], now)
+        chain = _quote_chain(previous, [received for _, received in entries])
         if not chain:
             unchanged += 1
             continue
-        steps = [ItemWrite(item, expected, tuple(record_of[key] for key in keys)) for item, expected, keys in chain]
+        steps = []
+        expected = previous.revision if previous else None
+        for quote, keys in chain:
+            revision = (expected or 0) + 1
+            item = items.quote_to_item(replace(quote, revision=revision), updated_at=now)
+            steps.append(ItemWrite(item, expected, tuple(record_of[key] for key in keys)))
+            expected = revision
         writes.append(replace(steps[0], then=tuple(steps[1:])))
     for (symbol, start), entries in by_bar.items():
         stored = current.get(items.key_of(items.bar_key(symbol, start)))
@@ -250,32 +259,29 @@ def plan_item_writes(
         if bar is None:
             unchanged += 1
             continue
-        writes.append(
-            ItemWrite(
-                item=items.bar_to_item(bar, retention=settings.bar_retention),
-                expected_applied_seq=previous_bar.applied_seq if previous_bar else None,
-                records=tuple(record for record, _ in entries),
-            )
-        )
+        writes.append(bar_write(bar, previous_bar, tuple(record for record, _ in entries), settings))
     return writes, unchanged
 
 
-def _quote_chain(
-    previous: Quote | None, ticks: list[ReceivedTick], now: datetime
-) -> list[tuple[dict[str, Any], str | None, list[str]]]:
-    """Quote items to write in order (normally one), with the applied_seq each expects and the
-    sequence keys of the ticks each applies."""
+def bar_write(
+    bar: Bar, previous: Bar | None, records: tuple[StreamRecord, ...], settings: ProcessorSettings
+) -> ItemWrite:
+    expected = previous.revision if previous else None
+    item = items.bar_to_item(replace(bar, revision=(expected or 0) + 1), retention=settings.bar_retention)
+    return ItemWrite(item=item, expected_revision=expected, records=records)
+
+
+def _quote_chain(previous: Quote | None, ticks: list[ReceivedTick]) -> list[tuple[Quote, list[str]]]:
+    """Quotes to write in order (normally one), with the sequence keys of the ticks each applies."""
     quote = fold_quote(previous, ticks)
     if quote is None:
         return []
     fresh = new_ticks(ticks, previous.applied_seq if previous else None)
     if len(fresh) == 1 or len(items.encode_trades(quote.trades)) <= QUOTE_TRADES_LIMIT:
-        item = items.quote_to_item(quote, updated_at=now)
-        return [(item, previous.applied_seq if previous else None, [t.sequence_key for t in fresh])]
+        return [(quote, [t.sequence_key for t in fresh])]
     half = len(fresh) // 2
-    first = _quote_chain(previous, fresh[:half], now)
-    middle = items.quote_from_values(items.deserialize(first[-1][0]))
-    return first + _quote_chain(middle, fresh[half:], now)
+    first = _quote_chain(previous, fresh[:half])
+    return first + _quote_chain(first[-1][0], fresh[half:])
 
 
 def item_keys_for(accepted: Sequence[tuple[StreamRecord, ReceivedTick]]) -> list[items.Key]:
@@ -305,7 +311,9 @@ class TickBatchProcessor:
         self.clients = clients or AwsClients()
         self.clock = clock
 
-    def process(self, records: Sequence[StreamRecord]) -> BatchReport:
+    def process(self, records: Sequence[StreamRecord], *, replay: bool = False) -> BatchReport:
+        """Apply one batch. `replay` (set by `tickwatch dlq replay`) also repairs the bars and
+        quotes that later ticks have moved past (see `repair.py`)."""
         report = BatchReport(records=len(records))
         if not records:
             return report
@@ -314,16 +322,23 @@ class TickBatchProcessor:
         report.quarantined = quarantined
         suffix = batch_suffix(records)
 
+        stored: set[str] = set()
         for s3_object in plan_raw_objects(accepted, suffix):
             if self._put_object(s3_object, report):
                 report.raw_objects_written += 1
                 report.raw_lines_written += len(s3_object.records)
+                stored.update(record.sequence_number for record in s3_object.records)
         quarantine_object = plan_quarantine_object(quarantined, suffix)
         if quarantine_object and self._put_object(quarantine_object, report):
             report.quarantine_objects_written += 1
 
-        if accepted:
-            self._write_items(accepted, report)
+        # Only ticks whose raw line is stored reach the items (the others are already reported
+        # failed): raw data then holds every tick any item has applied, which repair relies on.
+        applicable = [(record, received) for record, received in accepted if record.sequence_number in stored]
+        if applicable:
+            before = self._write_items(applicable, report)
+            if replay and before is not None and not report.failures:
+                self._repair(applicable, before, report)
         return report
 
     def _put_object(self, s3_object: S3Object, report: BatchReport) -> bool:
@@ -343,23 +358,161 @@ class TickBatchProcessor:
             return False
         return True
 
-    def _write_items(self, accepted: Sequence[tuple[StreamRecord, ReceivedTick]], report: BatchReport) -> None:
+    def _write_items(
+        self, accepted: Sequence[tuple[StreamRecord, ReceivedTick]], report: BatchReport
+    ) -> dict[tuple[str, str], dict[str, Any]] | None:
+        """Fold the ticks into their quotes and bars; returns the items as they were before."""
+        current = self._read_items(item_keys_for(accepted), accepted, report)
+        if current is None:
+            return None
+
+        writes, report.items_unchanged = plan_item_writes(accepted, current, self.settings, self.clock())
+        self._write_all(writes, report)
+        return current
+
+    def _read_items(
+        self,
+        keys: Sequence[items.Key],
+        accepted: Sequence[tuple[StreamRecord, ReceivedTick]],
+        report: BatchReport,
+    ) -> dict[tuple[str, str], dict[str, Any]] | None:
         try:
-            current = batch_get(self.clients.dynamodb, self.settings.table_name, item_keys_for(accepted))
+            return batch_get(self.clients.dynamodb, self.settings.table_name, keys)
         except AWS_ERRORS as error:
             records = tuple(record for record, _ in accepted)
             report.failures.append(WriteFailure("read of quotes and bars", describe_aws_error(error), records))
+            return None
+
+    # -- replay ----------------------------------------------------------------------------------
+
+    def _repair(
+        self,
+        replayed: Sequence[tuple[StreamRecord, ReceivedTick]],
+        before: dict[tuple[str, str], dict[str, Any]],
+        report: BatchReport,
+    ) -> None:
+        """Rebuild the bars, then the quotes, that were already past some replayed tick."""
+        late_bars: dict[tuple[str, datetime], list[tuple[StreamRecord, ReceivedTick]]] = defaultdict(list)
+        late_symbols: dict[str, list[tuple[StreamRecord, ReceivedTick]]] = defaultdict(list)
+        for record, received in replayed:
+            symbol, start = received.tick.symbol, bar_start(received.tick.timestamp)
+            stored_bar = before.get(items.key_of(items.bar_key(symbol, start)))
+            stored_quote = before.get(items.key_of(items.quote_key(symbol)))
+            if stored_bar and received.sequence_key <= stored_bar["applied_seq"]:
+                late_bars[(symbol, start)].append((record, received))
+            quote_past = stored_quote is not None and received.sequence_key <= stored_quote["applied_seq"]
+            if quote_past or (symbol, start) in late_bars:
+                late_symbols[symbol].append((record, received))
+        if not late_symbols:
+            return
+        keys = [items.bar_key(symbol, start) for symbol, start in late_bars]
+        current = self._read_items(keys + [items.quote_key(s) for s in late_symbols], replayed, report)
+        if current is None:
             return
 
-        writes, report.items_unchanged = plan_item_writes(accepted, current, self.settings, self.clock())
+        partitions = sorted({hour_partition(start) for _, start in late_bars})
+        raw_ticks = self._raw_ticks(partitions, replayed, report)
+        if raw_ticks is None:
+            return
+        bar_writes = []
+        for (symbol, start), entries in late_bars.items():
+            stored = current.get(items.key_of(items.bar_key(symbol, start)))
+            if stored is None:  # expired since: nothing to repair
+                continue
+            bar = items.bar_from_values(stored)
+            rebuilt = repair.rebuild_bar(symbol, start, raw_ticks.get(hour_partition(start), []), bar.applied_seq)
+            if rebuilt is not None and not repair.same_bar(rebuilt, bar):
+                bar_writes.append(bar_write(rebuilt, bar, tuple(record for record, _ in entries), self.settings))
+        self._write_all(bar_writes, report, repaired=True)
+        if report.failures:
+            return
+
+        now = self.clock()
+        quote_writes = []
+        for symbol, entries in late_symbols.items():
+            stored = current.get(items.key_of(items.quote_key(symbol)))
+            if stored is None:
+                continue
+            quote = items.quote_from_values(stored)
+            records = tuple(record for record, _ in entries)
+            ticks = [received for _, received in entries]
+            day = repair.latest_trade_day(quote, ticks)
+            try:
+                day_bars = self._day_bars(symbol, day)
+            except AWS_ERRORS as error:
+                report.failures.append(WriteFailure(f"read of {symbol} bars", describe_aws_error(error), records))
+                continue
+            if any(bar.applied_seq > quote.applied_seq for bar in day_bars):
+                # A live batch wrote its bars but not yet this quote: the sum would count its ticks
+                # before the quote does. Fail these records; the next replay finds it settled.
+                report.failures.append(
+                    WriteFailure(f"quote {symbol}", "a live batch is updating it; replay again", records)
+                )
+                continue
+            rebuilt = repair.rebuild_quote(quote, ticks, day_bars)
+            if not repair.same_quote(rebuilt, quote):
+                revision = quote.revision + 1
+                item = items.quote_to_item(replace(rebuilt, revision=revision), updated_at=now)
+                quote_writes.append(ItemWrite(item, quote.revision, records))
+        self._write_all(quote_writes, report, repaired=True)
+
+    def _write_all(self, writes: Sequence[ItemWrite], report: BatchReport, *, repaired: bool = False) -> None:
         with ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, max(1, len(writes)))) as pool:
             outcomes = list(pool.map(self._put_item, writes))
         for write, outcome in zip(writes, outcomes, strict=True):
             if outcome is None:
-                report.items_written += 1 + len(write.then)
+                if repaired:
+                    report.items_repaired += 1
+                else:
+                    report.items_written += 1 + len(write.then)
             else:
                 error, failed_records = outcome
                 report.failures.append(WriteFailure(f"item {items.key_of(write.item)}", error, failed_records))
+
+    def _raw_ticks(
+        self, partitions: Sequence[str], replayed: Sequence[tuple[StreamRecord, ReceivedTick]], report: BatchReport
+    ) -> dict[str, list[ReceivedTick]] | None:
+        """Every tick stored under each raw hour partition."""
+        bucket = self.settings.raw_bucket
+        try:
+            keys = [
+                (partition, entry["Key"])
+                for partition in partitions
+                for page in self.clients.s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=f"{RAW_PREFIX}{partition}/"
+                )
+                for entry in page.get("Contents", [])
+            ]
+            with ThreadPoolExecutor(max_workers=_WRITE_THREADS) as pool:
+                bodies = list(
+                    pool.map(lambda key: self.clients.s3.get_object(Bucket=bucket, Key=key[1])["Body"].read(), keys)
+                )
+        except AWS_ERRORS as error:
+            records = tuple(record for record, _ in replayed)
+            where = f"read of s3://{bucket}/{RAW_PREFIX}"
+            report.failures.append(WriteFailure(where, describe_aws_error(error), records))
+            return None
+        found: dict[str, list[ReceivedTick]] = defaultdict(list)
+        for (partition, _), body in zip(keys, bodies, strict=True):
+            found[partition] += repair.ticks_from_raw(body)
+        return found
+
+    def _day_bars(self, symbol: str, day: date) -> list[Bar]:
+        """Every bar of one symbol and UTC day (at most 1,440), read consistently."""
+        bars = []
+        paginator = self.clients.dynamodb.get_paginator("query")
+        for page in paginator.paginate(
+            TableName=self.settings.table_name,
+            ConsistentRead=True,
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :first AND :last",
+            ExpressionAttributeValues={
+                ":pk": {"S": items.symbol_pk(symbol)},
+                ":first": {"S": f"{items.BAR_PREFIX}{day.isoformat()}T00:00Z"},
+                ":last": {"S": f"{items.BAR_PREFIX}{day.isoformat()}T23:59Z"},
+            },
+        ):
+            bars += [items.bar_from_values(items.deserialize(item)) for item in page.get("Items", [])]
+        return bars
 
     def _put_item(self, write: ItemWrite) -> tuple[str, tuple[StreamRecord, ...]] | None:
         """Write an item (and its follow-up versions, in order); on failure, the error and the
@@ -372,12 +525,12 @@ class TickBatchProcessor:
         return None
 
     def _put_one(self, write: ItemWrite) -> str | None:
-        if write.expected_applied_seq is None:
+        if write.expected_revision is None:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
             condition = {
-                "ConditionExpression": "applied_seq = :expected",
-                "ExpressionAttributeValues": {":expected": {"S": write.expected_applied_seq}},
+                "ConditionExpression": "revision = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": str(write.expected_revision)}},
             }
         try:
             self.clients.dynamodb.put_item(TableName=self.settings.table_name, Item=write.item, **condition)
