@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tickwatch.dlq import FAILURE_QUEUES, describe_age, failed_batches
+from tickwatch.dlq import FAILURE_QUEUES, FUNCTIONS, LambdaInvoker, describe_age, failed_batches, replay_queue
 from tickwatch.resources import AwsContext, CliError, InputError, explain
 from tickwatch_core import items
 from tickwatch_core.dynamodb import batch_get, keys_by_kind
@@ -173,6 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--function", choices=sorted(FAILURE_QUEUES), help="only this function's queue")
     dlq_list.add_argument("--processor-failure-queue", help="queue URL (default: the stack's ProcessorFailureQueueUrl)")
     dlq_list.add_argument("--alerts-failure-queue", help="queue URL (default: the stack's AlertsFailureQueueUrl)")
+    dlq_replay = dlq_commands.add_parser(
+        "replay",
+        parents=[aws],
+        help="process the failed batches again",
+        description="Re-read the records of each failed batch from its Kinesis or DynamoDB stream and run them "
+        "through the function again (Lambda Invoke on AWS, in-process on the local stack). A batch that succeeds "
+        "is deleted from the queue; one that fails again stays, from its first failed record, with the reason; "
+        "records past the stream's retention are reported and their message stays. Exit code 1 if any batch "
+        "is left.",
+    )
+    dlq_replay.add_argument("--function", choices=sorted(FAILURE_QUEUES), help="only this function's queue")
+    dlq_replay.add_argument("--dry-run", action="store_true", help="read and report; invoke and delete nothing")
+    dlq_replay.add_argument(
+        "--processor-failure-queue", help="queue URL (default: the stack's ProcessorFailureQueueUrl)"
+    )
+    dlq_replay.add_argument("--alerts-failure-queue", help="queue URL (default: the stack's AlertsFailureQueueUrl)")
+    dlq_replay.add_argument("--processor-function", help="function name (default: the stack's ProcessorFunctionName)")
+    dlq_replay.add_argument("--alerts-function", help="function name (default: the stack's AlertsFunctionName)")
 
     quotes = commands.add_parser(
         "quotes", parents=[aws], help="latest quotes and today's range", description="Latest quotes as a table."
@@ -322,7 +341,15 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
         stack=getattr(args, "stack", None),
         overrides={
             name: getattr(args, name, None)
-            for name in ("stream", "table", "topic_arn", "processor_failure_queue", "alerts_failure_queue")
+            for name in (
+                "stream",
+                "table",
+                "topic_arn",
+                "processor_failure_queue",
+                "alerts_failure_queue",
+                "processor_function",
+                "alerts_function",
+            )
         },
         session_factory=session_factory,
     )
@@ -663,6 +690,55 @@ def command_dlq_list(args: argparse.Namespace, context: AwsContext) -> int:
     return 0
 
 
+def command_dlq_replay(args: argparse.Namespace, context: AwsContext) -> int:
+    functions = [name for name in sorted(FAILURE_QUEUES) if not args.function or name == args.function]
+    sqs, kinesis, streams = context.client("sqs"), context.client("kinesis"), context.client("dynamodbstreams")
+    queues = {name: context.resource(f"{name}_failure_queue") for name in functions}
+    attached = None
+    if args.dry_run:
+        invoker: Any = None
+    elif context.local is not None:
+        from tickwatch.local.functions import LocalInvoker
+        from tickwatch.local.stack import LocalStack, LocalStackOptions
+
+        attached = LocalStack(
+            LocalStackOptions(endpoint_url=context.local.endpoint_url, parameter_overrides=context.local.parameters)
+        ).attach()
+        invoker = LocalInvoker({name: attached.functions[FUNCTIONS[name][0]] for name in FUNCTIONS})
+    else:
+        names = {name: context.resource(f"{name}_function") for name in functions}
+        invoker = LambdaInvoker(context.client("lambda", Config(read_timeout=900)), names)
+    try:
+        outcomes = [
+            outcome
+            for name in functions
+            for outcome in replay_queue(
+                sqs, queues[name], name, kinesis=kinesis, streams=streams, invoke=invoker, dry_run=args.dry_run
+            )
+        ]
+    finally:
+        if attached is not None:
+            attached.stop()
+    if not outcomes:
+        print("the on-failure queues are empty: nothing to replay")
+        return 0
+    rows = [
+        (
+            outcome.batch.function,
+            outcome.batch.info.get("shardId", "-"),
+            f"{outcome.batch.info.get('startSequenceNumber', '?')}..{outcome.batch.info.get('endSequenceNumber', '?')}",
+            outcome.records,
+            outcome.status,
+            outcome.detail,
+        )
+        for outcome in outcomes
+    ]
+    print(format_table(("FUNCTION", "SHARD", "SEQUENCE RANGE", "RECORDS", "OUTCOME", "DETAIL"), rows))
+    counts = Counter(outcome.status for outcome in outcomes)
+    print(", ".join(f"{count} {status}" for status, count in sorted(counts.items())))
+    return 0 if all(outcome.done for outcome in outcomes) else 1
+
+
 # --- quotes and alerts --------------------------------------------------------------------------
 
 
@@ -782,6 +858,7 @@ COMMANDS = {
     "unsubscribe": command_unsubscribe,
     "subscriptions": command_subscriptions,
     "dlq list": command_dlq_list,
+    "dlq replay": command_dlq_replay,
     "quotes": command_quotes,
     "alerts": command_alerts,
 }

@@ -10,10 +10,23 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from tickwatch.local import events
+from tickwatch_core.repair import REPLAY_FLAG
 
 # Output key of each function's failure queue in template.yaml.
 FAILURE_QUEUES = {"processor": "ProcessorFailureQueueUrl", "alerts": "AlertsFailureQueueUrl"}
+# Logical id and function-name output of each function in template.yaml.
+FUNCTIONS = {
+    "processor": ("ProcessorFunction", "ProcessorFunctionName"),
+    "alerts": ("AlertsFunction", "AlertsFunctionName"),
+}
+# What `dlq replay` adds to a message it puts back: attempts, when, and why it failed again.
+REPLAY_NOTE = "tickwatchReplay"
 _PEEK_SECONDS = 30
 
 
@@ -36,7 +49,11 @@ class FailedBatch:
         condition = self.body.get("requestContext", {}).get("condition", "unknown")
         error = self.body.get("responseContext", {}).get("functionError")
         invokes = self.body.get("requestContext", {}).get("approximateInvokeCount")
-        return condition + (f" ({error}" + (f", {invokes} invocations)" if invokes else ")") if error else "")
+        reason = condition + (f" ({error}" + (f", {invokes} invocations)" if invokes else ")") if error else "")
+        replay = self.body.get(REPLAY_NOTE)
+        if isinstance(replay, dict):
+            reason += f"; replayed {replay.get('attempts', '?')}x, last: {replay.get('reason', '?')}"
+        return reason
 
     def age(self, now: datetime | None = None) -> float:
         stamp = self.body.get("timestamp")
@@ -79,3 +96,262 @@ def describe_age(seconds: float) -> str:
     if seconds < 172800:
         return f"{seconds / 3600:.1f}h"
     return f"{seconds / 86400:.1f}d"
+
+
+# --- replay -------------------------------------------------------------------------------------
+
+# Lambda's synchronous invoke takes at most 6 MB; events are cut below that.
+_EVENT_BYTES_LIMIT = 5_000_000
+_READ_LIMIT = {"Kinesis": 10_000, "DynamoDB": 1_000}
+_EMPTY_READS = 5  # empty GetRecords answers in a row before a range counts as read to its end
+_REPLAY_VISIBILITY_SECONDS = 900  # long enough to replay one message; it reappears if we die
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """What a replayed event returned: the handler's response, or its error."""
+
+    response: Any = None
+    error: str | None = None
+
+
+class Invoker(Protocol):
+    """Runs a function's handler on an event: `LambdaInvoker` on AWS, `LocalInvoker` locally."""
+
+    def __call__(self, function: str, event: dict[str, Any]) -> Invocation: ...
+
+
+class LambdaInvoker:
+    """Invokes the deployed functions (`lambda:InvokeFunction`), synchronously."""
+
+    def __init__(self, lambda_client: Any, function_names: dict[str, str]) -> None:
+        self.client = lambda_client
+        self.function_names = function_names
+
+    def __call__(self, function: str, event: dict[str, Any]) -> Invocation:
+        response = self.client.invoke(
+            FunctionName=self.function_names[function],
+            InvocationType="RequestResponse",
+            Payload=json.dumps(event).encode("utf-8"),
+        )
+        payload = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError"):
+            details = payload if isinstance(payload, dict) else {}
+            message = f"{details.get('errorType', 'Error')}: {details.get('errorMessage', payload)}"
+            return Invocation(error=f"{response['FunctionError']} ({message})")
+        return Invocation(response=payload)
+
+
+@dataclass(frozen=True, slots=True)
+class RangeRead:
+    """The records of a failed batch still in the stream, and what is no longer there."""
+
+    records: list[dict[str, Any]]
+    missing: str | None = None  # why some or all records cannot be replayed
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    batch: FailedBatch
+    status: str  # replayed | failed again | past retention | would replay | not replayable
+    records: int
+    detail: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("replayed", "would replay")
+
+
+def read_range(batch: FailedBatch, kinesis: Any, streams: Any) -> RangeRead:
+    """Re-read the records a failure message names, from its Kinesis or DynamoDB stream."""
+    info = batch.info
+    try:
+        start, end = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
+        shard, stream_arn = info["shardId"], info["streamArn"]
+    except (KeyError, TypeError, ValueError):
+        return RangeRead([], "the message does not name a stream, shard and sequence range")
+    try:
+        if batch.source == "Kinesis":
+            iterator = kinesis.get_shard_iterator(
+                StreamARN=stream_arn,
+                ShardId=shard,
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                StartingSequenceNumber=info["startSequenceNumber"],
+            )["ShardIterator"]
+            fetch = partial(kinesis.get_records, Limit=_READ_LIMIT["Kinesis"], StreamARN=stream_arn)
+        else:
+            iterator = streams.get_shard_iterator(
+                StreamArn=stream_arn,
+                ShardId=shard,
+                ShardIteratorType="AT_SEQUENCE_NUMBER",
+                SequenceNumber=info["startSequenceNumber"],
+            )["ShardIterator"]
+            fetch = partial(streams.get_records, Limit=_READ_LIMIT["DynamoDB"])
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in ("TrimmedDataAccessException", "ResourceNotFoundException", "InvalidArgumentException"):
+            return RangeRead([], f"past the stream's retention ({code}: {error.response['Error'].get('Message', '')})")
+        raise
+
+    records: list[dict[str, Any]] = []
+    empty_reads = 0
+    while iterator and empty_reads < _EMPTY_READS:
+        response = fetch(ShardIterator=iterator)
+        page = response.get("Records", [])
+        empty_reads = 0 if page else empty_reads + 1
+        records += [r for r in page if start <= _sequence(r) <= end]
+        if any(_sequence(r) >= end for r in page) or len(records) >= int(info.get("batchSize", 0) or 0) > 0:
+            break
+        iterator = response.get("NextShardIterator")
+
+    expected = info.get("batchSize")
+    if not records:
+        count = f"{expected} " if expected else ""
+        return RangeRead([], f"past the stream's retention: none of its {count}records is left")
+    if _sequence(records[0]) != start:
+        return RangeRead(records, "past the stream's retention: its first records are no longer in the stream")
+    if isinstance(expected, int) and len(records) < expected:
+        return RangeRead(
+            records, f"past the stream's retention: {expected - len(records)} of {expected} records are gone"
+        )
+    return RangeRead(records)
+
+
+def _sequence(record: dict[str, Any]) -> int:
+    return int(record["SequenceNumber"] if "SequenceNumber" in record else record["dynamodb"]["SequenceNumber"])
+
+
+def replay_queue(
+    sqs: Any,
+    queue_url: str,
+    function: str,
+    *,
+    kinesis: Any,
+    streams: Any,
+    invoke: Invoker,
+    dry_run: bool = False,
+) -> list[ReplayOutcome]:
+    """Replay every failed batch in one function's on-failure queue.
+
+    A batch whose records all succeed is deleted. One whose records fail again goes back to the
+    queue from its first failed record, with the reason; one with records past the stream's
+    retention has what is left replayed and stays in the queue, saying what is gone.
+    """
+    if dry_run:
+        outcomes = []
+        for batch in failed_batches(sqs, queue_url, function):
+            read = read_range(batch, kinesis, streams)
+            status = "past retention" if read.missing else "would replay"
+            outcomes.append(ReplayOutcome(batch, status, len(read.records), read.missing or ""))
+        return outcomes
+
+    outcomes = []
+    handled: set[str] = set()  # messages replayed in this run, and the ones it queued again
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            VisibilityTimeout=_REPLAY_VISIBILITY_SECONDS,
+            WaitTimeSeconds=1,
+        ).get("Messages", [])
+        fresh = [message for message in messages if message["MessageId"] not in handled]
+        for message in messages:
+            if message["MessageId"] in handled:  # ours, queued again: leave it for the next run
+                sqs.change_message_visibility(
+                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+        if not fresh:
+            return outcomes
+        for message in fresh:
+            handled.add(message["MessageId"])
+            outcome, requeued_id = _replay_message(sqs, queue_url, function, message, kinesis, streams, invoke)
+            outcomes.append(outcome)
+            if requeued_id:
+                handled.add(requeued_id)
+
+
+def _replay_message(
+    sqs: Any, queue_url: str, function: str, message: dict[str, Any], kinesis: Any, streams: Any, invoke: Invoker
+) -> tuple[ReplayOutcome, str | None]:
+    try:
+        body = json.loads(message["Body"])
+    except json.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict) or not ({"KinesisBatchInfo", "DDBStreamBatchInfo"} & body.keys()):
+        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        batch = FailedBatch(function, message["MessageId"], {"raw": message["Body"]})
+        return ReplayOutcome(batch, "not replayable", 0, "not a Lambda on-failure message; left in the queue"), None
+    batch = FailedBatch(function, message["MessageId"], body)
+    read = read_range(batch, kinesis, streams)
+
+    failed_at, reason = _invoke_in_order(batch, read.records, function, invoke)
+    if failed_at is not None:
+        remaining = read.records[failed_at:]
+        requeued = _requeue(sqs, queue_url, message, body, reason, remaining)
+        return ReplayOutcome(batch, "failed again", len(remaining), reason), requeued
+    if read.missing:
+        requeued = _requeue(sqs, queue_url, message, body, f"{read.missing}; the rest was replayed", None)
+        return ReplayOutcome(batch, "past retention", len(read.records), read.missing), requeued
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return ReplayOutcome(batch, "replayed", len(read.records)), None
+
+
+def _invoke_in_order(
+    batch: FailedBatch, records: list[dict[str, Any]], function: str, invoke: Invoker
+) -> tuple[int | None, str]:
+    """Send the records as events below the invoke size limit, in order; on the first failure,
+    the index of the first record not applied and why."""
+    lambda_records = [_lambda_record(batch, record) for record in records]
+    start = 0
+    while start < len(lambda_records):
+        end, size = start, 0
+        while end < len(lambda_records) and (end == start or size < _EVENT_BYTES_LIMIT):
+            size += len(json.dumps(lambda_records[end]))
+            end += 1
+        outcome = invoke(function, {"Records": lambda_records[start:end], REPLAY_FLAG: True})
+        if outcome.error:
+            return start, f"the function failed: {outcome.error}"
+        failures = (outcome.response or {}).get("batchItemFailures") or []
+        if failures:
+            failed = failures[0].get("itemIdentifier")
+            for index in range(start, end):
+                if events.sequence_number_of(lambda_records[index]) == failed:
+                    return index, f"the function reported records from {failed} as failed again (see its log)"
+            return start, f"the function reported {failed!r}, which is not in the batch"
+        start = end
+    return None, ""
+
+
+def _lambda_record(batch: FailedBatch, record: dict[str, Any]) -> dict[str, Any]:
+    stream_arn = batch.info["streamArn"]
+    region = stream_arn.split(":")[3]
+    if batch.source == "Kinesis":
+        return events.kinesis_record_from_api(
+            record, shard_id=batch.info["shardId"], stream_arn=stream_arn, region=region
+        )
+    return events.dynamodb_record_from_api(record, stream_arn=stream_arn, region=region)
+
+
+def _requeue(
+    sqs: Any,
+    queue_url: str,
+    message: dict[str, Any],
+    body: dict[str, Any],
+    reason: str,
+    remaining: list[dict[str, Any]] | None,
+) -> str:
+    """Put the message back (from its first record not replayed) with the reason, and delete the old one."""
+    updated = json.loads(json.dumps(body))
+    info = updated.get("KinesisBatchInfo") or updated["DDBStreamBatchInfo"]
+    if remaining:
+        info["startSequenceNumber"] = str(_sequence(remaining[0]))
+        info["batchSize"] = len(remaining)
+    previous = updated.get(REPLAY_NOTE, {})
+    updated[REPLAY_NOTE] = {
+        "attempts": int(previous.get("attempts", 0)) + 1,
+        "lastAttempt": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "reason": reason,
+    }
+    sent = sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(updated))
+    sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return sent["MessageId"]

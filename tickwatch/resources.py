@@ -57,6 +57,8 @@ OUTPUTS = {
     "bucket": ("RawBucketName", "--bucket"),
     "processor_failure_queue": ("ProcessorFailureQueueUrl", "--processor-failure-queue"),
     "alerts_failure_queue": ("AlertsFailureQueueUrl", "--alerts-failure-queue"),
+    "processor_function": ("ProcessorFunctionName", "--processor-function"),
+    "alerts_function": ("AlertsFunctionName", "--alerts-function"),
 }
 
 

@@ -1,9 +1,11 @@
-"""The proof: the seeded end-to-end workload under injected faults ends in the same state as the
-fault-free run (recomputed independently by tickwatch.local.verify), with nothing lost and nothing
-applied twice.
+"""The proof: the seeded end-to-end workload under injected faults, followed by `dlq replay`, ends
+in the same state as the fault-free run (recomputed independently by tickwatch.local.verify), with
+nothing lost and nothing applied twice.
 
 Faults: throttling and 5xx on at least 5 % of the calls to each of S3, DynamoDB and SNS, crashes
-or timeouts in at least 2 % of the functions' invocations, and hostile records in the stream.
+or timeouts in at least 2 % of the functions' invocations, poison pills (records the processor
+fails on until the fault is gone: Lambda gives up on them, and they are replayed once it is), and
+hostile records in the stream.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import pytest
 
 from tests.local.workload import BAD, TICKS, run_workload
+from tickwatch.dlq import replay_queue
 from tickwatch.local.faults import FaultPlan
+from tickwatch.local.functions import LocalInvoker
 from tickwatch.local.stack import LocalStack, LocalStackOptions
 from tickwatch.local.verify import verify
 
 # More than 5 % on the services a workload calls only a few times (one S3 PUT per batch, ten
 # alerts per SNS call), so that each of them sees faults.
-PLAN = "s3=0.2,dynamodb=0.06,sns=0.2,crash=0.005,timeout=0.003"
+PLAN = "s3=0.2,dynamodb=0.06,sns=0.2,crash=0.005,timeout=0.003,poison=0.0004"
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +38,51 @@ def faulty(tmp_path_factory):
     )
     stack = LocalStack(options).start()
     try:
+        for mapping in stack.mappings:  # poison pills use up their retries quickly
+            mapping.retry_delay, mapping.retry_delay_cap = 0.01, 0.2
         rules, records = run_workload(stack, workdir)
         assert stack.wait_until_caught_up(timeout=240), "the pipeline did not catch up under faults"
-        stack.faults.disable()
+        stack.faults.disable()  # the fault is fixed; now replay what Lambda gave up on
+        replayed = replay_all(stack)
+        assert stack.wait_until_caught_up(timeout=60)
         stack.inbox.drain()
-        yield stack, verify(stack, records, rules, BAD, duplicates_allowed=set(stack.faults.interrupted_alert_writes))
+        late = {
+            record["sequence"]
+            for outcome in replayed
+            for record in records
+            if outcome.batch.source == "Kinesis"
+            and int(outcome.batch.info["startSequenceNumber"])
+            <= int(record["sequence"])
+            <= int(outcome.batch.info["endSequenceNumber"])
+        }
+        result = verify(
+            stack,
+            records,
+            rules,
+            BAD,
+            duplicates_allowed=set(stack.faults.interrupted_alert_writes),
+            replayed_late=late,
+        )
+        yield stack, replayed, result
     finally:
         stack.stop()
 
 
+def replay_all(stack):
+    names = stack.names()
+    invoker = LocalInvoker(
+        {"processor": stack.functions["ProcessorFunction"], "alerts": stack.functions["AlertsFunction"]}
+    )
+    sqs = stack.session.client("sqs")
+    clients = {"kinesis": stack.session.client("kinesis"), "streams": stack.session.client("dynamodbstreams")}
+    outcomes = []
+    for function, queue in (("processor", "ProcessorFailureQueueUrl"), ("alerts", "AlertsFailureQueueUrl")):
+        outcomes += replay_queue(sqs, names[queue], function, invoke=invoker, **clients)
+    return outcomes
+
+
 def test_every_kind_of_fault_happened(faulty):
-    stack, _ = faulty
+    stack, _, _ = faulty
     injected = stack.faults.injected
     for service in ("s3", "dynamodb", "sns"):
         faults = injected[f"{service} throttling"] + injected[f"{service} 5xx"]
@@ -55,15 +93,22 @@ def test_every_kind_of_fault_happened(faulty):
     assert sum(m.stats.retries + m.stats.bisections for m in stack.mappings) > 0
 
 
+def test_lambda_gave_up_on_the_poison_pills_and_replay_applied_them(faulty):
+    stack, replayed, _ = faulty
+    assert replayed, "no batch reached the on-failure queue"
+    assert all(outcome.status == "replayed" for outcome in replayed), [(o.status, o.detail) for o in replayed]
+    assert stack.faults.injected["poison invocations"] > 0
+
+
 def test_the_final_state_equals_the_fault_free_one(faulty):
-    _, result = faulty
+    _, _, result = faulty
     # Raw data may hold a tick twice after a retry (README: dedupe on sequence_number), never zero times.
     assert result.problems == []
     assert result.facts["raw_distinct"] == result.facts["ticks"] == TICKS
 
 
 def test_duplicates_in_the_inbox_come_only_from_the_documented_window(faulty):
-    stack, result = faulty
+    stack, _, result = faulty
     # SNS accepted these alerts, then a fault kept their history item from being written, so the
     # retry sent them again: the one gap a standard topic cannot close (README). verify() fails on
     # any duplicate outside that window; this records how many there were.
@@ -71,8 +116,8 @@ def test_duplicates_in_the_inbox_come_only_from_the_documented_window(faulty):
     assert result.facts["inbox"] - result.facts["inbox_duplicates"] == result.facts["alerts"]
 
 
-def test_nothing_is_left_in_the_failure_queues(faulty):
-    stack, _ = faulty
+def test_nothing_is_left_in_the_failure_queues_after_replay(faulty):
+    stack, _, _ = faulty
     sqs = stack.session.client("sqs")
     for url in (stack.names()["ProcessorFailureQueueUrl"], stack.names()["AlertsFailureQueueUrl"]):
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])[

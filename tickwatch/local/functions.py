@@ -22,6 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from tickwatch.dlq import Invocation as ReplayInvocation
 from tickwatch.template import Template
 from tickwatch_core.aws import AwsClients
 
@@ -173,3 +174,16 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+class LocalInvoker:
+    """`tickwatch dlq replay`'s way to run the functions of a local stack: in-process."""
+
+    def __init__(self, functions: Mapping[str, LocalFunction]) -> None:
+        self.functions = functions  # by the names `dlq` uses: processor, alerts
+
+    def __call__(self, function: str, event: dict[str, Any]) -> ReplayInvocation:
+        outcome = self.functions[function].invoke(event)
+        if outcome.error:
+            return ReplayInvocation(error=f"{outcome.error} ({outcome.error_message})")
+        return ReplayInvocation(response=outcome.response)

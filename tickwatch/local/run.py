@@ -234,7 +234,12 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             screen.line(f"cannot listen on {host}:{port}: {error.strerror}; pass --port")
             return 1
         state = LocalState(
-            stack.endpoint_url, stack.template.region, os.getpid(), stack.names(), str((workdir / "outbox").resolve())
+            stack.endpoint_url,
+            stack.template.region,
+            os.getpid(),
+            stack.names(),
+            str((workdir / "outbox").resolve()),
+            parameters=dict(parameter_overrides),
         )
         state.write()
         bridge = _listen_on_docker_bridge(port, screen) if host in ("127.0.0.1", "localhost") else None

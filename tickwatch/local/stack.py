@@ -156,24 +156,7 @@ class LocalStack:
             self.server = MotoServer(self.options.host, self.options.port, separate_process=self.options.server_process)
             self.server.reset()  # a fresh stack, even after another one in this process
             endpoint = self.server.endpoint_url
-        self.session = EndpointSession(endpoint, self.template.region)
-        # The functions and the fetch script in this process talk to the emulator, never to AWS.
-        local_environment = {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
-            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
-            "AWS_DEFAULT_REGION": self.template.region,
-            "AWS_REGION": self.template.region,
-            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
-        }
-        cleared = ("AWS_SESSION_TOKEN", "AWS_PROFILE")
-        self._saved_environment = {name: os.environ.get(name) for name in (*local_environment, *cleared)}
-        os.environ.update(local_environment)
-        for name in cleared:
-            os.environ.pop(name, None)
-
-        create_resources(self.template, self.session)
+        self._enter(endpoint)
         if self.options.faults is not None:
             timeout = self.options.function_timeout or float(
                 self.template.body["Globals"]["Function"].get("Timeout", 3)
@@ -200,6 +183,37 @@ class LocalStack:
             self.mappings.append(EventSourceMapping(settings, function, self.session, poll_interval=interval).start())
         self.inbox.start()
         return self
+
+    def attach(self) -> LocalStack:
+        """The functions of a stack already running at `options.endpoint_url`, to invoke here
+        (`tickwatch dlq replay`): no event source mappings, no inbox. `stop()` when done."""
+        assert self.options.endpoint_url, "attach needs the endpoint of a running local stack"
+        self._enter(self.options.endpoint_url)
+        for function_id, _ in stream_mappings(self.template):
+            self.functions[function_id] = LocalFunction(
+                self.template, function_id, extra_environment={"AWS_ENDPOINT_URL": self.options.endpoint_url}
+            )
+        return self
+
+    def _enter(self, endpoint: str) -> None:
+        """Point this process at the emulator and make sure every resource exists there."""
+        self.session = EndpointSession(endpoint, self.template.region)
+        # The functions and the fetch script in this process talk to the emulator, never to AWS.
+        local_environment = {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+            "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+            "AWS_DEFAULT_REGION": self.template.region,
+            "AWS_REGION": self.template.region,
+            "AWS_ACCOUNT_ID_ENDPOINT_MODE": "disabled",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+        }
+        cleared = ("AWS_SESSION_TOKEN", "AWS_PROFILE")
+        self._saved_environment = {name: os.environ.get(name) for name in (*local_environment, *cleared)}
+        os.environ.update(local_environment)
+        for name in cleared:
+            os.environ.pop(name, None)
+        create_resources(self.template, self.session)
 
     def stop(self) -> None:
         for mapping in self.mappings:

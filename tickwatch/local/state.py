@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -20,6 +20,7 @@ class LocalState:
     pid: int
     outputs: dict[str, str]
     outbox: str
+    parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
 
     def write(self, path: Path | None = None) -> None:
         path = path or state_path()
