@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from aws_lambda_powertools import Metrics
+
 from tickwatch.dlq import Invocation as ReplayInvocation
 from tickwatch.template import Template
 from tickwatch_core.aws import AwsClients
@@ -151,7 +153,23 @@ class LocalFunction:
         module = importlib.util.module_from_spec(spec)
         with _IMPORT_LOCK, _environment(self.environment):
             spec.loader.exec_module(module)
+        _own_metric_state(module)
         return module
+
+
+def _own_metric_state(container: ModuleType) -> None:
+    """Give each container's Powertools Metrics its own metric, dimension and metadata sets.
+
+    Powertools keeps them in class-level dicts shared by every Metrics object of a process. On
+    Lambda each container is a process of its own; here containers share one, and one function's
+    flush would clear (or publish) what another is adding.
+    """
+    for value in vars(container).values():
+        if isinstance(value, Metrics):
+            value.metric_set = value.provider.metric_set = {}
+            value.metadata_set = value.provider.metadata_set = {}
+            value.dimension_set = value.provider.dimension_set = dict(value.dimension_set)
+            value.default_dimensions = value.provider.default_dimensions = dict(value.default_dimensions)
 
 
 def _stop_clients(container: ModuleType) -> None:
