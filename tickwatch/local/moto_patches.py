@@ -1,17 +1,20 @@
 """Make moto's Kinesis fast enough for long local runs.
 
-moto's `Shard.get_records` walks the shard from its first record on every call, so each read costs
-as much as the records stored so far, and a soak slows down quadratically. It also fails with
-"OrderedDict mutated during iteration" when a put lands during that walk. This keeps a sorted
-list of each shard's sequence numbers beside moto's records and finds the read position by binary
-search. Only the local stack applies it (in-process, or in its moto server process); the tests of
-the functions use moto as it is.
+moto's `Shard.get_records` walks the shard from its first record on every call, and
+`Shard.put_record` copies every key to find the last sequence number, so each call costs as much
+as the records stored so far, and a soak slows down quadratically. The walk also fails with
+"OrderedDict mutated during iteration" when a put lands during it, and puts are not safe from
+concurrent requests (moto's own comment). This keeps a sorted list of each shard's sequence
+numbers beside moto's records: puts take the next number from its end, under a lock, and reads
+find their position by binary search. Only the local stack applies it (in-process, or in its moto
+server process); the tests of the functions use moto as it is.
 """
 
 from __future__ import annotations
 
 import bisect
 import sys
+import threading
 from typing import Any
 
 _APPLIED = False
@@ -21,21 +24,29 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    from moto.kinesis.models import Shard
+    from moto.kinesis.models import Record, Shard
 
-    original_put = Shard.put_record
     original_get = Shard.get_records
+    put_lock = threading.Lock()
+
+    def sorted_keys(shard: Any) -> list[int]:
+        keys = shard.__dict__.get("_sorted_sequence_numbers")
+        if keys is None:  # records put before the patch: sort them once
+            keys = shard.__dict__["_sorted_sequence_numbers"] = sorted(int(key) for key in shard.records)
+        return keys
 
     def put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
-        sequence_number = original_put(self, partition_key, data, explicit_hash_key)
-        keys = self.__dict__.setdefault("_sorted_sequence_numbers", [])
-        keys.append(int(sequence_number))  # moto numbers a shard's records in increasing order
-        return sequence_number
+        with put_lock:
+            keys = sorted_keys(self)
+            sequence_number = (keys[-1] if keys else 0) + 1  # moto numbers a shard's records 1, 2, ...
+            self.records[sequence_number] = Record(partition_key, data, sequence_number, explicit_hash_key)
+            keys.append(sequence_number)
+        return str(sequence_number)
 
     def get_records(self: Any, last_sequence_id: str, limit: int | None) -> tuple[list[Any], int, int]:
         keys = self.__dict__.get("_sorted_sequence_numbers")
-        if keys is None or len(keys) < len(self.records) - 1:
-            return original_get(self, last_sequence_id, limit)  # records put before the patch
+        if keys is None:
+            return original_get(self, last_sequence_id, limit)  # nothing put since the patch
         last = int(last_sequence_id)
         start = bisect.bisect_right(keys, last)
         chosen = keys[start : start + limit] if limit else keys[start:]
