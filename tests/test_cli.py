@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, kinesis_records, tick
 from tickwatch.cli import main
@@ -307,3 +308,19 @@ def test_local_options_given_before_up_are_kept():
     )
     args = build_parser().parse_args(["local", "up"])
     assert (args.workdir, args.alert_symbols) == (Path(".tickwatch"), None)
+
+
+def test_fetch_fails_when_ticks_stay_in_the_spool(aws, deployed, tmp_path, capsys):
+    def throttle_every_record(params, **_):
+        count = len(json.loads(params["body"])["Records"])
+        failure = {"ErrorCode": "ProvisionedThroughputExceededException", "ErrorMessage": "slow down"}
+        answer = {"FailedRecordCount": count, "Records": [failure] * count}
+        return AWSResponse(params["url"], 200, {}, None), answer
+
+    aws.events.register("before-call.kinesis.PutRecords", throttle_every_record)
+    try:
+        code = tickwatch(aws, "fetch", "--stack", STACK, "--count", "20", "--rate", "0", "--spool-dir", str(tmp_path))
+    finally:
+        aws.events.unregister("before-call.kinesis.PutRecords", throttle_every_record)
+    assert code == 1
+    assert "20 ticks were not sent; the next fetch sends them first" in capsys.readouterr().err

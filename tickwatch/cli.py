@@ -329,6 +329,8 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+FAULT_FUNCTION_TIMEOUT = 5.0
+
 # --- entry point --------------------------------------------------------------------------------
 
 
@@ -414,6 +416,10 @@ def command_fetch(args: argparse.Namespace, context: AwsContext) -> int:
         raise CliError(str(error)) from None
     pending = writer.spool.pending if writer.spool is not None else 0
     progress.finish(describe(summary, writer.stats, destination, spool_path, pending))
+    if pending:
+        # Nothing is lost, but the run did not do its job: a script or CI step must see that.
+        print(f"tickwatch: {pending:,} ticks were not sent; the next fetch sends them first", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -494,6 +500,12 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
             faults = FaultPlan.parse(args.faults, seed=args.fault_seed)
         except ValueError as error:
             raise InputError(str(error)) from None
+        if faults.rate("timeout") > 0 and args.function_timeout is None:
+            # An injected timeout hangs past the function's timeout: the template's would stall
+            # the run for a minute at every one.
+            args.function_timeout = FAULT_FUNCTION_TIMEOUT
+            print(f"tickwatch: --faults timeout=: functions time out after {FAULT_FUNCTION_TIMEOUT:.0f} s "
+                  "(pass --function-timeout to change)", file=sys.stderr)  # fmt: skip
     try:
         return run.run_demo(
             workdir=args.workdir,

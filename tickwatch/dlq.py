@@ -70,7 +70,11 @@ def failed_batches(sqs: Any, queue_url: str, function: str) -> list[FailedBatch]
     try:
         while True:
             messages = sqs.receive_message(
-                QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=_PEEK_SECONDS, WaitTimeSeconds=0
+                # A short poll (0 s) asks only some of SQS's servers and can miss messages.
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=_PEEK_SECONDS,
+                WaitTimeSeconds=1,
             ).get("Messages", [])
             fresh = [m for m in messages if m["MessageId"] not in found]
             receipts += [m["ReceiptHandle"] for m in messages]

@@ -21,7 +21,7 @@ from tickwatch.fetch.writer import KinesisWriter, Spool
 from tickwatch.local.faults import FaultPlan
 from tickwatch.local.inbox import ReceivedAlert
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
-from tickwatch.local.state import LocalState, state_path
+from tickwatch.local.state import LocalState, process_start, state_path
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.rules import Direction, format_duration
 
@@ -145,9 +145,12 @@ def run_demo(
                     screen.line("  demo rules: " + "; ".join(added))
             provider = build_provider(screen)
             kinesis = stack.session.client("kinesis", config=Config(retries={"mode": "standard", "max_attempts": 1}))
-            writer = KinesisWriter(
-                kinesis, names["TickStreamName"], Spool(workdir / "spool" / f"{names['TickStreamName']}.jsonl")
-            )
+            spool_path = workdir / "spool" / f"{names['TickStreamName']}.jsonl"
+            if stack.server is not None:
+                # Ticks an earlier demo could not send belong to that stack, not to this fresh one.
+                for leftover in (spool_path, spool_path.with_name(spool_path.name + ".offset")):
+                    leftover.unlink(missing_ok=True)
+            writer = KinesisWriter(kinesis, names["TickStreamName"], Spool(spool_path))
             screen.progress.extra = lambda: _pipeline_status(stack)
             screen.line("running: Ctrl-C to stop" + (f", or it stops after {_seconds(duration)}" if duration else ""))
             stop = threading.Event()
@@ -240,6 +243,7 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             stack.names(),
             str((workdir / "outbox").resolve()),
             parameters=dict(parameter_overrides),
+            started=process_start(os.getpid()),
         )
         state.write()
         bridge = _listen_on_docker_bridge(port, screen) if host in ("127.0.0.1", "localhost") else None

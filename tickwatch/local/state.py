@@ -21,6 +21,9 @@ class LocalState:
     outputs: dict[str, str]
     outbox: str
     parameters: dict[str, str] = field(default_factory=dict)  # template parameter overrides
+    # When the process started (Linux), so a later process that got the same pid is not taken
+    # for the stack: `local down` must never signal someone else's process.
+    started: str | None = None
 
     def write(self, path: Path | None = None) -> None:
         path = path or state_path()
@@ -37,7 +40,7 @@ class LocalState:
             state = cls(**json.loads(path.read_text()))
         except (OSError, ValueError, TypeError):
             return None
-        if not _alive(state.pid):
+        if not _alive(state.pid) or (state.started is not None and process_start(state.pid) != state.started):
             path.unlink(missing_ok=True)  # left behind by a stack that did not stop cleanly
             return None
         return state
@@ -45,6 +48,16 @@ class LocalState:
     @staticmethod
     def remove(path: Path | None = None) -> None:
         (path or state_path()).unlink(missing_ok=True)
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of a process in clock ticks since boot (/proc, Linux), or None elsewhere."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # after "pid (command)": field 3 onwards
+    return fields[19] if len(fields) > 19 else None
 
 
 def _alive(pid: int) -> bool:
