@@ -14,7 +14,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from tests.support import LambdaContext, kinesis_records, scan_table, tick
-from tickwatch.dlq import Invocation, LambdaInvoker, failed_batches, replay_queue
+from tickwatch.dlq import Invocation, LambdaInvoker, failed_batches, replay_queue, template_filters
 from tickwatch.local import events
 from tickwatch.template import Template
 from tickwatch_core.repair import REPLAY_FLAG
@@ -79,6 +79,7 @@ def replay(pipeline, invoker, function="processor", queue="ProcessorFailureQueue
         kinesis=aws.client("kinesis"),
         streams=aws.client("dynamodbstreams"),
         invoke=invoker,
+        read_pause=0,
         **options,
     )
 
@@ -158,12 +159,14 @@ def test_records_past_retention_are_reported_and_the_message_stays(pipeline):
     assert all("past the stream's retention" in b.reason for b in queued(pipeline))
 
 
-def test_a_message_that_is_not_from_lambda_is_left_alone(pipeline):
+def test_messages_that_are_not_from_lambda_are_left_alone_and_block_nothing(pipeline):
     sqs = pipeline["aws"].client("sqs")
-    sqs.send_message(QueueUrl=pipeline["names"]["ProcessorFailureQueue"], MessageBody="hello")
-    (outcome,) = replay(pipeline, HandlerInvoker(pipeline["apps"]))
-    assert outcome.status == "not replayable"
-    assert len(queued(pipeline)) == 1
+    for n in range(12):  # more than one receive returns
+        sqs.send_message(QueueUrl=pipeline["names"]["ProcessorFailureQueue"], MessageBody=f"hello {n}")
+    send_failure(pipeline, pipeline["records"][:2])
+    outcomes = replay(pipeline, HandlerInvoker(pipeline["apps"]))
+    assert sorted(o.status for o in outcomes) == ["not replayable"] * 12 + ["replayed"]
+    assert len(queued(pipeline)) == 12
 
 
 def test_an_alerts_batch_is_read_back_from_the_table_stream(pipeline):
@@ -181,8 +184,12 @@ def test_an_alerts_batch_is_read_back_from_the_table_stream(pipeline):
     iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
     stream_records = streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
     lambda_records = [events.dynamodb_record_from_api(r, stream_arn=stream_arn) for r in stream_records]
+    # What Lambda delivered (and names in the message) were the quote records its filter let
+    # through; the bars' records lie between them in the stream.
+    quote_records = [r for r in lambda_records if r["dynamodb"]["Keys"]["sk"]["S"] == "QUOTE"]
+    assert 0 < len(quote_records) < len(lambda_records)
     message = events.on_failure_message(
-        records=lambda_records,
+        records=quote_records,
         function_arn="arn:aws:lambda:us-east-1:123456789012:function:alerts",
         request_id="r-2",
         condition="RetryAttemptsExhausted",
@@ -193,10 +200,11 @@ def test_an_alerts_batch_is_read_back_from_the_table_stream(pipeline):
     aws.client("sqs").send_message(QueueUrl=names["AlertsFailureQueue"], MessageBody=json.dumps(message))
 
     invoker = HandlerInvoker(apps)
-    (outcome,) = replay(pipeline, invoker, function="alerts", queue="AlertsFailureQueue")
-    assert (outcome.status, outcome.records) == ("replayed", len(stream_records))
+    filters = template_filters(Template.load().body, "AlertsFunction")
+    (outcome,) = replay(pipeline, invoker, function="alerts", queue="AlertsFailureQueue", filters=filters)
+    assert (outcome.status, outcome.records) == ("replayed", len(quote_records))
     assert [r["dynamodb"]["SequenceNumber"] for r in invoker.events[0]["Records"]] == [
-        r["dynamodb"]["SequenceNumber"] for r in stream_records
+        r["dynamodb"]["SequenceNumber"] for r in quote_records
     ]
     assert queued(pipeline, "AlertsFailureQueue", "alerts") == []
 

@@ -369,3 +369,48 @@ def test_an_update_too_large_for_one_item_is_written_as_a_chain_with_the_same_re
     assert invoke(processor_app, batch.event_from(failure["itemIdentifier"])) == {"batchItemFailures": []}
     assert counter.count("dynamodb", "PutItem") > 4
     assert state_of(aws, stack)[1] == once
+
+
+def test_a_raw_hour_that_fails_holds_back_every_later_tick_of_the_batch(aws, stack, processor_app):
+    # In stream order: 14:59:58, 15:00:00, 14:59:59 (late), 15:00:01. If hour 14's object fails and
+    # hour 15's is stored, applying hour 15's ticks would move the quote past 14:59:59 for good.
+    moments = [at(0).replace(hour=14, minute=59, second=s) for s in (58,)] + [
+        at(0).replace(hour=15, minute=0, second=0),
+        at(0).replace(hour=14, minute=59, second=59),
+        at(0).replace(hour=15, minute=0, second=1),
+    ]
+    batch = KinesisBatch(records=[])
+    for n, (moment, volume) in enumerate(zip(moments, (10, 20, 30, 40), strict=True)):
+        batch.add(n, tick("AAPL", 100 + n, moment, volume=volume), arrival=max(moments) + timedelta(seconds=1))
+    failing = FailingClient(aws.client("s3"), {"put_object": lambda kwargs: "/hour=14/" in kwargs["Key"]})
+    processor_app.processor.clients = clients_for(aws, s3=failing)
+    assert invoke(processor_app, batch.event()) == {"batchItemFailures": [{"itemIdentifier": sequence(0)}]}
+    assert quote_or_none(aws, stack, "AAPL") is None  # 15:00:00 waits for 14:59:58
+
+    processor_app.processor.clients = clients_for(aws)
+    assert invoke(processor_app, batch.event()) == {"batchItemFailures": []}
+    assert quote(aws, stack.physical["MarketTable"].ref, "AAPL")["day_volume"] == 100
+
+
+def quote_or_none(aws, stack, symbol):
+    return scan_table(aws, stack.physical["MarketTable"].ref).get(("SYMBOL#" + symbol, "QUOTE"))
+
+
+def test_a_quote_waits_for_its_bars(aws, stack, processor_app):
+    failing = FailingClient(aws.client("dynamodb"), {"put_item": lambda kwargs: kwargs["Item"]["sk"]["S"] != "QUOTE"})
+    processor_app.processor.clients = clients_for(aws, dynamodb=failing)
+    response = invoke(processor_app, kinesis_event([tick("AAPL", 1, at(0)), tick("AAPL", 2, at(1))]))
+    assert response == {"batchItemFailures": [{"itemIdentifier": sequence(0)}]}
+    assert quote_or_none(aws, stack, "AAPL") is None  # a quote never counts a tick its bar lacks
+
+
+def test_items_written_before_revisions_existed_can_still_be_updated(aws, stack, processor_app):
+    table = stack.physical["MarketTable"].ref
+    invoke(processor_app, kinesis_event([tick("AAPL", 1, at(0))]))
+    dynamodb = aws.client("dynamodb")
+    for pk, sk in scan_table(aws, table):
+        dynamodb.update_item(
+            TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, UpdateExpression="REMOVE revision"
+        )
+    assert invoke(processor_app, kinesis_event([tick("AAPL", 2, at(1))], first=1)) == {"batchItemFailures": []}
+    assert quote(aws, table, "AAPL")["price"] == 2

@@ -59,7 +59,7 @@ FAILURES = {
     "never applied": None,
     "raw data failed": ("s3", {"put_object": lambda kwargs: True}),
     "one symbol's items failed": ("dynamodb", {"put_item": _symbol_items("MSFT")}),
-    "one symbol's bars failed, its quote applied": ("dynamodb", {"put_item": _symbol_items("TSLA", "BAR#")}),
+    "one symbol's bars failed, so its quote waited": ("dynamodb", {"put_item": _symbol_items("TSLA", "BAR#")}),
     "one symbol's quote failed, its bars applied": ("dynamodb", {"put_item": _symbol_items("AAPL", "QUOTE")}),
 }
 

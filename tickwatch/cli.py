@@ -22,8 +22,17 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tickwatch.dlq import FAILURE_QUEUES, FUNCTIONS, LambdaInvoker, describe_age, failed_batches, replay_queue
-from tickwatch.resources import AwsContext, CliError, InputError, explain
+from tickwatch.dlq import (
+    FAILURE_QUEUES,
+    FUNCTIONS,
+    LambdaInvoker,
+    describe_age,
+    failed_batches,
+    replay_queue,
+    template_filters,
+)
+from tickwatch.resources import REPOSITORY_ROOT, AwsContext, CliError, InputError, explain
+from tickwatch.template import load_template
 from tickwatch_core import items
 from tickwatch_core.dynamodb import batch_get, keys_by_kind
 from tickwatch_core.rule_store import RuleStore, UnknownRuleError
@@ -706,6 +715,7 @@ def command_dlq_replay(args: argparse.Namespace, context: AwsContext) -> int:
     functions = [name for name in sorted(FAILURE_QUEUES) if not args.function or name == args.function]
     sqs, kinesis, streams = context.client("sqs"), context.client("kinesis"), context.client("dynamodbstreams")
     queues = {name: context.resource(f"{name}_failure_queue") for name in functions}
+    template_body = load_template(REPOSITORY_ROOT / "template.yaml")  # the FilterCriteria Lambda applied
     attached = None
     if args.dry_run:
         invoker: Any = None
@@ -725,7 +735,14 @@ def command_dlq_replay(args: argparse.Namespace, context: AwsContext) -> int:
             outcome
             for name in functions
             for outcome in replay_queue(
-                sqs, queues[name], name, kinesis=kinesis, streams=streams, invoke=invoker, dry_run=args.dry_run
+                sqs,
+                queues[name],
+                name,
+                kinesis=kinesis,
+                streams=streams,
+                invoke=invoker,
+                filters=template_filters(template_body, FUNCTIONS[name][0]),
+                dry_run=args.dry_run,
             )
         ]
     finally:

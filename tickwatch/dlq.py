@@ -8,6 +8,7 @@ error), and when. Listing does not consume the messages: they are made visible a
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from tickwatch.filters import matches_any
 from tickwatch.local import events
 from tickwatch_core.repair import REPLAY_FLAG
 
@@ -107,8 +109,9 @@ def describe_age(seconds: float) -> str:
 # Lambda's synchronous invoke takes at most 6 MB; events are cut below that.
 _EVENT_BYTES_LIMIT = 5_000_000
 _READ_LIMIT = {"Kinesis": 10_000, "DynamoDB": 1_000}
-_EMPTY_READS = 5  # empty GetRecords answers in a row before a range counts as read to its end
-_REPLAY_VISIBILITY_SECONDS = 900  # long enough to replay one message; it reappears if we die
+_EMPTY_READS = 10  # empty answers in a row (0.2 s apart) before a stream counts as read to its tip
+_READ_PAUSE_SECONDS = 0.2  # Kinesis allows 5 reads a second per shard, shared with Lambda's own
+_REPLAY_VISIBILITY_SECONDS = 3600  # messages stay hidden from other readers while a run lasts
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,17 +136,31 @@ class LambdaInvoker:
         self.function_names = function_names
 
     def __call__(self, function: str, event: dict[str, Any]) -> Invocation:
-        response = self.client.invoke(
-            FunctionName=self.function_names[function],
-            InvocationType="RequestResponse",
-            Payload=json.dumps(event).encode("utf-8"),
-        )
+        try:
+            response = self.client.invoke(
+                FunctionName=self.function_names[function],
+                InvocationType="RequestResponse",
+                Payload=json.dumps(event).encode("utf-8"),
+            )
+        except ClientError as error:  # throttled, too large, not allowed: this batch fails, the run goes on
+            details = error.response.get("Error", {})
+            return Invocation(error=f"Invoke failed ({details.get('Code', 'Error')}: {details.get('Message', '')})")
         payload = json.loads(response["Payload"].read() or b"null")
         if response.get("FunctionError"):
             details = payload if isinstance(payload, dict) else {}
             message = f"{details.get('errorType', 'Error')}: {details.get('errorMessage', payload)}"
             return Invocation(error=f"{response['FunctionError']} ({message})")
         return Invocation(response=payload)
+
+
+def template_filters(template_body: dict[str, Any], logical_id: str) -> list[str]:
+    """The FilterCriteria patterns of a function's stream events, as written in template.yaml."""
+    events_of = template_body["Resources"][logical_id].get("Properties", {}).get("Events", {})
+    return [
+        entry["Pattern"]
+        for event in events_of.values()
+        for entry in event.get("Properties", {}).get("FilterCriteria", {}).get("Filters", [])
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,8 +183,13 @@ class ReplayOutcome:
         return self.status in ("replayed", "would replay")
 
 
-def read_range(batch: FailedBatch, kinesis: Any, streams: Any) -> RangeRead:
-    """Re-read the records a failure message names, from its Kinesis or DynamoDB stream."""
+def read_range(batch: FailedBatch, kinesis: Any, streams: Any, *, pause: float = _READ_PAUSE_SECONDS) -> RangeRead:
+    """Re-read every record from a failure message's first to its last sequence number.
+
+    The range can hold records the failed batch did not (other partition keys with a
+    ParallelizationFactor, items a filter kept away), so it is read to its end, not counted; the
+    read is complete when it starts at the first record and reaches the last.
+    """
     info = batch.info
     try:
         start, end = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
@@ -199,25 +221,24 @@ def read_range(batch: FailedBatch, kinesis: Any, streams: Any) -> RangeRead:
 
     records: list[dict[str, Any]] = []
     empty_reads = 0
-    while iterator and empty_reads < _EMPTY_READS:
+    reached_end = False
+    while iterator and not reached_end and empty_reads < _EMPTY_READS:
         response = fetch(ShardIterator=iterator)
         page = response.get("Records", [])
-        empty_reads = 0 if page else empty_reads + 1
         records += [r for r in page if start <= _sequence(r) <= end]
-        if any(_sequence(r) >= end for r in page) or len(records) >= int(info.get("batchSize", 0) or 0) > 0:
-            break
+        reached_end = any(_sequence(r) >= end for r in page)
+        at_tip = not page and response.get("MillisBehindLatest", 0) == 0
+        empty_reads = empty_reads + 1 if at_tip else 0
         iterator = response.get("NextShardIterator")
+        if not reached_end and iterator and pause:
+            time.sleep(pause)
 
-    expected = info.get("batchSize")
     if not records:
-        count = f"{expected} " if expected else ""
-        return RangeRead([], f"past the stream's retention: none of its {count}records is left")
+        return RangeRead([], "past the stream's retention: none of its records is left")
     if _sequence(records[0]) != start:
         return RangeRead(records, "past the stream's retention: its first records are no longer in the stream")
-    if isinstance(expected, int) and len(records) < expected:
-        return RangeRead(
-            records, f"past the stream's retention: {expected - len(records)} of {expected} records are gone"
-        )
+    if _sequence(records[-1]) != end:
+        return RangeRead(records, f"the stream ends before the batch's last record ({end})")
     return RangeRead(records)
 
 
@@ -233,71 +254,94 @@ def replay_queue(
     kinesis: Any,
     streams: Any,
     invoke: Invoker,
+    filters: list[str] | None = None,
     dry_run: bool = False,
+    read_pause: float = _READ_PAUSE_SECONDS,
 ) -> list[ReplayOutcome]:
     """Replay every failed batch in one function's on-failure queue.
 
     A batch whose records all succeed is deleted. One whose records fail again goes back to the
     queue from its first failed record, with the reason; one with records past the stream's
-    retention has what is left replayed and stays in the queue, saying what is gone.
+    retention has what is left replayed and stays in the queue, saying what is gone. `filters`:
+    the function's FilterCriteria, applied to re-read records as Lambda applied them.
     """
     if dry_run:
         outcomes = []
         for batch in failed_batches(sqs, queue_url, function):
-            read = read_range(batch, kinesis, streams)
+            read = read_range(batch, kinesis, streams, pause=read_pause)
             status = "past retention" if read.missing else "would replay"
             outcomes.append(ReplayOutcome(batch, status, len(read.records), read.missing or ""))
         return outcomes
 
     outcomes = []
     handled: set[str] = set()  # messages replayed in this run, and the ones it queued again
-    while True:
-        messages = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=_REPLAY_VISIBILITY_SECONDS,
-            WaitTimeSeconds=1,
-        ).get("Messages", [])
-        fresh = [message for message in messages if message["MessageId"] not in handled]
-        for message in messages:
-            if message["MessageId"] in handled:  # ours, queued again: leave it for the next run
-                sqs.change_message_visibility(
-                    QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+    kept: list[str] = []  # receipts of messages to show again when the run ends
+    try:
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=_REPLAY_VISIBILITY_SECONDS,
+                WaitTimeSeconds=1,
+            ).get("Messages", [])
+            if not messages:
+                return outcomes
+            for message in messages:
+                if message["MessageId"] in handled:  # one this run queued again: for the next run
+                    kept.append(message["ReceiptHandle"])
+                    continue
+                handled.add(message["MessageId"])
+                outcome, requeued_id, keep = _replay_message(
+                    sqs, queue_url, function, message, kinesis, streams, invoke, filters or [], read_pause
                 )
-        if not fresh:
-            return outcomes
-        for message in fresh:
-            handled.add(message["MessageId"])
-            outcome, requeued_id = _replay_message(sqs, queue_url, function, message, kinesis, streams, invoke)
-            outcomes.append(outcome)
-            if requeued_id:
-                handled.add(requeued_id)
+                outcomes.append(outcome)
+                if requeued_id:
+                    handled.add(requeued_id)
+                if keep:
+                    kept.append(message["ReceiptHandle"])
+    finally:
+        for receipt in kept:
+            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=receipt, VisibilityTimeout=0)
 
 
 def _replay_message(
-    sqs: Any, queue_url: str, function: str, message: dict[str, Any], kinesis: Any, streams: Any, invoke: Invoker
-) -> tuple[ReplayOutcome, str | None]:
+    sqs: Any,
+    queue_url: str,
+    function: str,
+    message: dict[str, Any],
+    kinesis: Any,
+    streams: Any,
+    invoke: Invoker,
+    filters: list[str],
+    read_pause: float,
+) -> tuple[ReplayOutcome, str | None, bool]:
+    """Replay one message: (outcome, id of the message put back in its place, keep this one)."""
     try:
         body = json.loads(message["Body"])
     except json.JSONDecodeError:
         body = None
     if not isinstance(body, dict) or not ({"KinesisBatchInfo", "DDBStreamBatchInfo"} & body.keys()):
-        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
         batch = FailedBatch(function, message["MessageId"], {"raw": message["Body"]})
-        return ReplayOutcome(batch, "not replayable", 0, "not a Lambda on-failure message; left in the queue"), None
+        return (
+            ReplayOutcome(batch, "not replayable", 0, "not a Lambda on-failure message; left in the queue"),
+            None,
+            True,
+        )
     batch = FailedBatch(function, message["MessageId"], body)
-    read = read_range(batch, kinesis, streams)
+    read = read_range(batch, kinesis, streams, pause=read_pause)
+    records = [r for r in read.records if not filters or matches_any(filters, _lambda_record(batch, r))]
 
-    failed_at, reason = _invoke_in_order(batch, read.records, function, invoke)
+    failed_at, reason = _invoke_in_order(batch, records, function, invoke)
     if failed_at is not None:
-        remaining = read.records[failed_at:]
-        requeued = _requeue(sqs, queue_url, message, body, reason, remaining)
-        return ReplayOutcome(batch, "failed again", len(remaining), reason), requeued
+        remaining = records[failed_at:]
+        note = f"{reason}; {read.missing}" if read.missing else reason
+        requeued = _requeue(sqs, queue_url, message, body, note, remaining)
+        return ReplayOutcome(batch, "failed again", len(remaining), note), requeued, False
     if read.missing:
         requeued = _requeue(sqs, queue_url, message, body, f"{read.missing}; the rest was replayed", None)
-        return ReplayOutcome(batch, "past retention", len(read.records), read.missing), requeued
+        return ReplayOutcome(batch, "past retention", len(records), read.missing), requeued, False
     sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-    return ReplayOutcome(batch, "replayed", len(read.records)), None
+    return ReplayOutcome(batch, "replayed", len(records)), None, False
 
 
 def _invoke_in_order(
@@ -306,11 +350,12 @@ def _invoke_in_order(
     """Send the records as events below the invoke size limit, in order; on the first failure,
     the index of the first record not applied and why."""
     lambda_records = [_lambda_record(batch, record) for record in records]
+    sizes = [len(json.dumps(record)) for record in lambda_records]
     start = 0
     while start < len(lambda_records):
-        end, size = start, 0
-        while end < len(lambda_records) and (end == start or size < _EVENT_BYTES_LIMIT):
-            size += len(json.dumps(lambda_records[end]))
+        end, size = start + 1, sizes[start]
+        while end < len(lambda_records) and size + sizes[end] <= _EVENT_BYTES_LIMIT:
+            size += sizes[end]
             end += 1
         outcome = invoke(function, {"Records": lambda_records[start:end], REPLAY_FLAG: True})
         if outcome.error:

@@ -10,6 +10,8 @@ hostile records in the stream.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.local.workload import BAD, TICKS, run_workload
@@ -46,7 +48,7 @@ def faulty(tmp_path_factory):
         replayed = replay_all(stack)
         assert stack.wait_until_caught_up(timeout=60)
         stack.inbox.drain()
-        late = {
+        replayed_sequences = {
             record["sequence"]
             for outcome in replayed
             for record in records
@@ -55,6 +57,7 @@ def faulty(tmp_path_factory):
             <= int(record["sequence"])
             <= int(outcome.batch.info["endSequenceNumber"])
         }
+        late = overtaken(records, replayed_sequences)
         result = verify(
             stack,
             records,
@@ -66,6 +69,18 @@ def faulty(tmp_path_factory):
         yield stack, replayed, result
     finally:
         stack.stop()
+
+
+def overtaken(records, replayed):
+    """Replayed ticks that a later tick of their symbol had already moved the quote past: the ones
+    not evaluated for alerts (README). Every other tick was applied before the replay."""
+    symbol = {r["sequence"]: json.loads(r["data"])["symbol"] for r in records if r["sequence"] in replayed}
+    newest_applied: dict[str, int] = {}
+    for record in records:
+        if record["sequence"] not in replayed and record["data"] not in BAD:
+            name = json.loads(record["data"])["symbol"]
+            newest_applied[name] = max(newest_applied.get(name, 0), int(record["sequence"]))
+    return {sequence for sequence in replayed if int(sequence) < newest_applied.get(symbol[sequence], 0)}
 
 
 def replay_all(stack):

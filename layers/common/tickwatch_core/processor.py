@@ -332,9 +332,13 @@ class TickBatchProcessor:
         if quarantine_object and self._put_object(quarantine_object, report):
             report.quarantine_objects_written += 1
 
-        # Only ticks whose raw line is stored reach the items (the others are already reported
-        # failed): raw data then holds every tick any item has applied, which repair relies on.
-        applicable = [(record, received) for record, received in accepted if record.sequence_number in stored]
+        # Ticks reach the items only below the first one whose raw line could not be stored (they
+        # are reported failed, and Lambda resumes there): raw data then holds every tick an item
+        # has applied, which repair relies on, and no item moves past a tick it has yet to apply.
+        unstored = [record.sequence_key for record, _ in accepted if record.sequence_number not in stored]
+        applicable = [
+            (record, received) for record, received in accepted if not unstored or record.sequence_key < min(unstored)
+        ]
         if applicable:
             before = self._write_items(applicable, report)
             if replay and before is not None and not report.failures:
@@ -367,7 +371,22 @@ class TickBatchProcessor:
             return None
 
         writes, report.items_unchanged = plan_item_writes(accepted, current, self.settings, self.clock())
-        self._write_all(writes, report)
+        # Bars first, then each quote whose bars all went in: a quote never counts a tick its bar
+        # lacks, which is what lets a replay rebuild a quote's day from its bars.
+        bars = [write for write in writes if write.item["sk"]["S"] != items.QUOTE_SORT_KEY]
+        failed_bars = self._write_all(bars, report)
+        symbols_behind = {write.item["pk"]["S"] for write in failed_bars}
+        quotes = []
+        for write in writes:
+            if write.item["sk"]["S"] != items.QUOTE_SORT_KEY:
+                continue
+            if write.item["pk"]["S"] in symbols_behind:
+                records = tuple(record for step in (write, *write.then) for record in step.records)
+                what = f"item {items.key_of(write.item)}"
+                report.failures.append(WriteFailure(what, "not written: a bar of the same ticks failed", records))
+            else:
+                quotes.append(write)
+        self._write_all(quotes, report)
         return current
 
     def _read_items(
@@ -456,9 +475,13 @@ class TickBatchProcessor:
                 quote_writes.append(ItemWrite(item, quote.revision, records))
         self._write_all(quote_writes, report, repaired=True)
 
-    def _write_all(self, writes: Sequence[ItemWrite], report: BatchReport, *, repaired: bool = False) -> None:
+    def _write_all(
+        self, writes: Sequence[ItemWrite], report: BatchReport, *, repaired: bool = False
+    ) -> list[ItemWrite]:
+        """Write items in parallel; returns the writes that failed (also in the report)."""
         with ThreadPoolExecutor(max_workers=min(_WRITE_THREADS, max(1, len(writes)))) as pool:
             outcomes = list(pool.map(self._put_item, writes))
+        failed = []
         for write, outcome in zip(writes, outcomes, strict=True):
             if outcome is None:
                 if repaired:
@@ -468,6 +491,8 @@ class TickBatchProcessor:
             else:
                 error, failed_records = outcome
                 report.failures.append(WriteFailure(f"item {items.key_of(write.item)}", error, failed_records))
+                failed.append(write)
+        return failed
 
     def _raw_ticks(
         self, partitions: Sequence[str], replayed: Sequence[tuple[StreamRecord, ReceivedTick]], report: BatchReport
@@ -527,6 +552,11 @@ class TickBatchProcessor:
     def _put_one(self, write: ItemWrite) -> str | None:
         if write.expected_revision is None:
             condition = {"ConditionExpression": "attribute_not_exists(pk)"}
+        elif write.expected_revision == 0:  # written before items had a revision
+            condition = {
+                "ConditionExpression": "attribute_not_exists(revision) OR revision = :expected",
+                "ExpressionAttributeValues": {":expected": {"N": "0"}},
+            }
         else:
             condition = {
                 "ConditionExpression": "revision = :expected",
