@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from tickwatch_core.numbers import storable_decimal
+from tickwatch_core.schema_check import Check, compile_check
 
 SCHEMA_FILE = "tick.schema.json"
 
@@ -87,6 +88,12 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+@cache
+def _fast_check() -> Check | None:
+    """The schema compiled to direct checks (see schema_check.py); jsonschema decides the rest."""
+    return compile_check(tick_schema(), Draft202012Validator.TYPE_CHECKER)
+
+
 def parse_tick(data: bytes, *, received_at: datetime) -> Tick:
     """Decode and validate one record.
 
@@ -109,8 +116,8 @@ def validate_tick_document(document: Any, *, received_at: datetime) -> Tick:
     """Validate an already-decoded JSON value against the contract. Raises `TickRejected`."""
     if not isinstance(document, dict):
         raise TickRejected(f"not a JSON object but {_json_type_name(document)}")
-    validator = _validator()
-    if not validator.is_valid(document):
+    fast = _fast_check()
+    if (fast is None or not fast(document)) and not (validator := _validator()).is_valid(document):
         error = best_match(validator.iter_errors(document))
         where = ".".join(str(part) for part in error.absolute_path) or "tick"
         raise TickRejected(f"{where}: {_DECIMAL_REPR.sub(r'\1', error.message)}")
