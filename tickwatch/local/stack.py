@@ -105,7 +105,11 @@ class MotoServer:
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()
-            self._process.wait(10)
+            try:
+                self._process.wait(10)
+            except subprocess.TimeoutExpired:  # busy with a large state: it holds nothing to save
+                self._process.kill()
+                self._process.wait(10)
         elif self._server is not None:
             self._server.stop()
 
