@@ -257,3 +257,27 @@ def test_rules_of_one_symbol_do_not_fire_for_another(market):
     market.rules.add("MSFT", "above", "200")
     market.trade("AAPL", 250)
     assert market.messages() == []
+
+
+def test_a_symbol_whose_rules_cannot_be_read_is_redelivered_and_the_others_still_fire(market, aws):
+    market.rules.add("AAPL", "above", "200")
+    market.rules.add("MSFT", "above", "400")
+    documents = [tick("AAPL", 201.0, BASE_TIME), tick("MSFT", 401.0, BASE_TIME + timedelta(seconds=1))]
+    market.processor_app.lambda_handler(kinesis_event(documents), LambdaContext())
+    event = market.stream.new_event()
+    (msft,) = [r for r in event["Records"] if r["dynamodb"]["Keys"]["pk"]["S"] == "SYMBOL#MSFT"]
+
+    def msft_rules(kwargs):
+        return kwargs["ExpressionAttributeValues"][":pk"]["S"] == "SYMBOL#MSFT"
+
+    market.alerts_app.dispatcher.clients = clients_for(
+        aws, dynamodb=FailingClient(aws.client("dynamodb"), {"query": msft_rules})
+    )
+    response = market.deliver(event)
+    assert response == {"batchItemFailures": [{"itemIdentifier": msft["dynamodb"]["SequenceNumber"]}]}
+    assert [m["MessageAttributes"]["rule_id"]["Value"] for m in market.messages()] == ["AAPL-above-200"]
+
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    redelivered = {"Records": event["Records"][event["Records"].index(msft) :]}
+    assert market.deliver(redelivered) == {"batchItemFailures": []}
+    assert [m["MessageAttributes"]["rule_id"]["Value"] for m in market.messages()] == ["MSFT-above-400"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from tickwatch_core import items
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import AlertsSettings
 from tickwatch_core.dynamodb import batch_get, batch_put
+from tickwatch_core.items import StoredRule
 from tickwatch_core.rule_store import load_rules
 from tickwatch_core.rules import (
     Direction,
@@ -43,6 +45,7 @@ from tickwatch_core.rules import (
 from tickwatch_core.ticks import format_timestamp
 
 PUBLISH_BATCH_LIMIT = 10
+_READ_THREADS = 16
 SUBJECT_LIMIT = 100
 
 
@@ -133,13 +136,15 @@ class AlertDispatcher:
         for entry in updates:
             by_symbol[entry.update.symbol].append(entry)
 
-        # 1-2: evaluate every rule on its symbol's updates.
+        # 1-2: evaluate every rule on its symbol's updates. The rules of each symbol are one Query;
+        # they run side by side, as a batch holds updates of many symbols.
         evaluations: list[_RuleEvaluation] = []
-        for symbol, entries in by_symbol.items():
-            try:
-                stored_rules = load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
-            except AWS_ERRORS as error:
-                report.failures.append((f"rules of {symbol}", describe_aws_error(error), entries[0].stream_sequence))
+        with ThreadPoolExecutor(max_workers=min(_READ_THREADS, max(1, len(by_symbol)))) as pool:
+            loaded = list(pool.map(self._load_rules, by_symbol))
+        for (symbol, entries), stored_rules in zip(by_symbol.items(), loaded, strict=True):
+            if isinstance(stored_rules, Exception):
+                failure = (f"rules of {symbol}", describe_aws_error(stored_rules), entries[0].stream_sequence)
+                report.failures.append(failure)
                 continue
             for stored in stored_rules:
                 results = apply_updates(stored.rule, stored.state, [entry.update for entry in entries])
@@ -165,6 +170,12 @@ class AlertDispatcher:
         for evaluation in evaluations:
             self._save_rule_state(evaluation, recorded or set(), report)
         return report
+
+    def _load_rules(self, symbol: str) -> list[StoredRule] | Exception:
+        try:
+            return load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
+        except AWS_ERRORS as error:  # reported by process(), which fails that symbol's updates
+            return error
 
     def _recorded_alert_ids(self, firings: Sequence[Firing], batch: _Batch) -> set[str] | None:
         if not firings:
