@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install run soak lint build test clean lock
+.PHONY: help install run soak bench lint build test clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ run: $(VENV)/.installed ## the whole pipeline on this machine for 2 minutes (mor
 
 soak: $(VENV)/.installed ## the local stack at 2,000 ticks/s for 10 minutes, measured and checked (make soak ARGS="--rate 500 --duration 2m")
 	$(BIN)/python -m tickwatch.local.soak $(ARGS)
+
+bench: $(VENV)/.installed ## measure the functions and model their cost; writes docs/performance.md and .json
+	$(BIN)/python -m tickwatch.bench $(ARGS)
 
 lint: install ## ruff, cfn-lint and sam validate --lint
 	$(BIN)/ruff check .

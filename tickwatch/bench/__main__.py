@@ -1,0 +1,310 @@
+"""`make bench`: measure the functions, model their cost, write docs/performance.md and .json.
+
+python -m tickwatch.bench                 # the full run (a few minutes)
+python -m tickwatch.bench --smoke --out DIR  # tiny sizes, so the benchmark cannot rot (CI)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tickwatch.bench import cost, measure
+from tickwatch.template import Template
+
+DOCS = measure.REPOSITORY_ROOT / "docs"
+
+
+@dataclass(frozen=True)
+class Plan:
+    batch_sizes: list[int]
+    repeats: int
+    request_workload: tuple[int, int, int]  # rate, symbols, seconds: parts 2 and 3
+    cost_rates: list[int]
+    cost_symbols: list[int]
+    cost_seconds: int
+    cold_start_runs: int
+
+
+FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5)
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tickwatch.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that the benchmark runs")
+    parser.add_argument("--out", type=Path, default=DOCS, help="directory for performance.md and .json")
+    args = parser.parse_args(argv)
+    plan = SMOKE if args.smoke else FULL
+    started = time.monotonic()
+    report = run(plan, progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+    report["seconds"] = round(time.monotonic() - started, 1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "performance.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    (args.out / "performance.md").write_text(render(report), encoding="utf-8")
+    print(render_tables(report))
+    print(f"bench: wrote {args.out / 'performance.md'} and performance.json in {report['seconds']} s", file=sys.stderr)
+    return 0
+
+
+def run(plan: Plan, progress: Any) -> dict[str, Any]:
+    template = Template.load()
+    memory_gb = template.body["Globals"]["Function"]["MemorySize"] / 1024
+    architecture = template.body["Globals"]["Function"]["Architectures"][0]
+    prices = cost.load_prices()
+    report: dict[str, Any] = {
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}",
+        "smoke": plan is SMOKE,
+        "function_memory_mb": int(memory_gb * 1024),
+        "architecture": architecture,
+        "prices": {name: value["source"] for name, value in prices.items() if isinstance(value, dict)},
+        "latency_assumed_s": cost.LATENCY,
+    }
+
+    progress("1. processor throughput")
+    with measure.moto_pipeline() as (session, _, processor, _):
+        on_fakes = measure.processor_throughput(processor, measure.fake_clients, plan.batch_sizes, plan.repeats)
+        on_moto = measure.processor_throughput(
+            processor,
+            lambda: measure.AwsClients(**{name: session.client(name) for name in ("s3", "dynamodb", "sns")}),
+            plan.batch_sizes,
+            plan.repeats,
+        )
+    report["processor_throughput"] = {
+        str(size): {"in_memory_fake": on_fakes[size], "moto": on_moto[size]} for size in plan.batch_sizes
+    }
+
+    rate, symbols, seconds = plan.request_workload
+    progress(f"2./3. requests and alerts: {rate} ticks/s over {symbols} symbols for {seconds} s")
+    workload = measure.run_workload(rate, symbols, seconds)
+    alerts_fake = measure.alerts_on_fakes(workload)
+    report["requests"] = _requests_report(workload)
+    report["alerts_time"] = {
+        "batches": len(workload.alerts_seconds),
+        "moto": _percentiles(workload.alerts_seconds),
+        "in_memory_fake": _percentiles(alerts_fake),
+    }
+
+    progress("4. cold start")
+    report["cold_start"] = measure.cold_start_imports(template, plan.cold_start_runs)
+
+    progress("5. cost model")
+    ms_per_tick = _cpu_per_tick(report["processor_throughput"])
+    alerts_cpu = statistics.median(alerts_fake) if alerts_fake else 0.0
+    rows = []
+    for rate in plan.cost_rates:
+        for symbol_count in plan.cost_symbols:
+            if symbol_count != symbols and rate != plan.request_workload[0]:
+                continue  # how cost grows: along the rate at `symbols`, and along the symbols at `rate`
+            progress(f"   {rate} ticks/s, {symbol_count} symbols")
+            measured = measure.run_workload(rate, symbol_count, plan.cost_seconds)
+            rows.append(_cost_row(measured, ms_per_tick, alerts_cpu, memory_gb, architecture, prices))
+    report["cost"] = rows
+    return report
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": round(measure.percentile(seconds, 0.5) * 1000, 2),
+        "p95_ms": round(measure.percentile(seconds, 0.95) * 1000, 2),
+    }
+
+
+def _requests_report(workload: measure.Workload) -> dict[str, Any]:
+    per_thousand = 1000 / workload.ticks
+    return {
+        "workload": {
+            "rate": workload.rate,
+            "symbols": workload.symbols,
+            "seconds": workload.seconds,
+            "ticks": workload.ticks,
+            "rules": workload.symbols,
+            "alerts": workload.alerts,
+            "processor_invocations": workload.processor_invocations,
+            "alerts_invocations": workload.alerts_invocations,
+        },
+        "per_1000_ticks": {
+            "processor": {op: round(n * per_thousand, 3) for op, n in workload.processor.by_operation().items()},
+            "alerts": {op: round(n * per_thousand, 3) for op, n in workload.alerts_counter.by_operation().items()},
+        },
+        "dynamodb_units_per_1000_ticks": {
+            "write": round((workload.processor.write_units + workload.alerts_counter.write_units) * per_thousand, 3),
+            "read": round((workload.processor.read_units + workload.alerts_counter.read_units) * per_thousand, 3),
+        },
+        "quote_item_bytes_p50": int(measure.percentile([float(b) for b in workload.processor.quote_bytes], 0.5)),
+    }
+
+
+def _cpu_per_tick(throughput: dict[str, Any]) -> list[tuple[int, float]]:
+    """(batch size, seconds per tick) from the in-memory runs, to interpolate from."""
+    return sorted((int(size), 1 / entry["in_memory_fake"]["ticks_per_s"]) for size, entry in throughput.items())
+
+
+def _cpu_seconds(points: list[tuple[int, float]], ticks: float) -> float:
+    below = [p for p in points if p[0] <= ticks] or points[:1]
+    above = [p for p in points if p[0] >= ticks] or points[-1:]
+    (low, low_cost), (high, high_cost) = below[-1], above[0]
+    share = 0.0 if high == low else (ticks - low) / (high - low)
+    return ticks * (low_cost + share * (high_cost - low_cost))
+
+
+def _cost_row(
+    workload: measure.Workload,
+    cpu_points: list[tuple[int, float]],
+    alerts_cpu: float,
+    memory_gb: float,
+    architecture: str,
+    prices: dict[str, Any],
+) -> dict[str, Any]:
+    per_million = 1_000_000 / workload.ticks
+    ticks_per_invocation = workload.ticks / workload.processor_invocations
+    processor_requests = {op: n / workload.processor_invocations for op, n in workload.processor.by_operation().items()}
+    alerts_requests = {
+        op: n / max(1, workload.alerts_invocations) for op, n in workload.alerts_counter.by_operation().items()
+    }
+    processor = cost.FunctionProfile(
+        workload.processor_invocations * per_million,
+        _cpu_seconds(cpu_points, ticks_per_invocation),
+        cost.processor_wait(processor_requests),
+        memory_gb,
+    )
+    alerts = cost.FunctionProfile(
+        workload.alerts_invocations * per_million, alerts_cpu, cost.alerts_wait(alerts_requests), memory_gb
+    )
+    requests = workload.processor.by_operation()
+    for op, n in workload.alerts_counter.by_operation().items():
+        requests[op] = requests.get(op, 0) + n
+    summary = {
+        "rate": workload.rate,
+        "ticks": workload.ticks,
+        "raw_bytes": workload.raw_bytes,
+        "write_units": workload.processor.write_units + workload.alerts_counter.write_units,
+        "read_units": workload.processor.read_units + workload.alerts_counter.read_units,
+        "alerts": workload.alerts,
+        "requests": requests,
+    }
+    return {
+        "rate": workload.rate,
+        "symbols": workload.symbols,
+        "ticks_measured": workload.ticks,
+        "processor_invocations_per_million": round(processor.invocations_per_million_ticks),
+        "processor_seconds_per_invocation": round(processor.cpu_seconds + processor.wait_seconds, 4),
+        "alerts_invocations_per_million": round(alerts.invocations_per_million_ticks),
+        "alerts_seconds_per_invocation": round(alerts.cpu_seconds + alerts.wait_seconds, 4),
+        "dynamodb_write_units_per_million": round(summary["write_units"] * per_million),
+        "alerts_per_million": round(workload.alerts * per_million),
+        "usd_per_million_ticks": cost.cost_per_million_ticks(
+            summary, processor, alerts, prices, tick_bytes=_tick_bytes(), architecture=architecture
+        ),
+    }
+
+
+def _tick_bytes() -> float:
+    """Bytes of one simulator tick as sent to Kinesis."""
+    source = measure.TickSource(20, rate=1000)
+    records = source.records(200)
+    return statistics.mean(len(r["kinesis"]["data"]) * 3 / 4 for r in records)
+
+
+# --- output -------------------------------------------------------------------------------------
+
+
+def render_tables(report: dict[str, Any]) -> str:
+    lines = ["### 1. Processor throughput (one invocation, 20 symbols)", ""]
+    lines += ["| batch | in-memory fake | moto in-process |", "|---:|---:|---:|"]
+    for size, entry in report["processor_throughput"].items():
+        fake, moto = entry["in_memory_fake"], entry["moto"]
+        lines.append(
+            f"| {int(size):,} | {fake['ticks_per_s']:,} ticks/s ({fake['ms_per_invocation']} ms) "
+            f"| {moto['ticks_per_s']:,} ticks/s ({moto['ms_per_invocation']} ms) |"
+        )
+    requests = report["requests"]
+    w = requests["workload"]
+    lines += [
+        "",
+        f"### 2. AWS requests per 1,000 ticks ({w['rate']:,} ticks/s, {w['symbols']} symbols, {w['seconds']} s, "
+        f"1 s window, one rule per symbol: {w['alerts']} alerts from {w['ticks']:,} ticks)",
+        "",
+        "| function | service:API | requests per 1,000 ticks |",
+        "|---|---|---:|",
+    ]
+    for function in ("processor", "alerts"):
+        for op, n in requests["per_1000_ticks"][function].items():
+            lines.append(f"| {function} | {op} | {n:g} |")
+    units = requests["dynamodb_units_per_1000_ticks"]
+    lines += [
+        "",
+        f"DynamoDB request units per 1,000 ticks: {units['write']:g} write, {units['read']:g} read "
+        f"(a quote item is {requests['quote_item_bytes_p50']} bytes at the median).",
+        "",
+        "### 3. Alerts function time per stream batch "
+        f"({report['alerts_time']['batches']} batches of up to 100 quote updates)",
+        "",
+        "| AWS answered by | p50 | p95 |",
+        "|---|---:|---:|",
+    ]
+    for name, label in (("in_memory_fake", "in-memory fake"), ("moto", "moto in-process")):
+        entry = report["alerts_time"][name]
+        lines.append(f"| {label} | {entry['p50_ms']} ms | {entry['p95_ms']} ms |")
+    lines += ["", "### 4. Cold start: importing the handler module", "", "| function | median |", "|---|---:|"]
+    for function, entry in report["cold_start"].items():
+        lines.append(f"| {function} | {entry['median_ms']} ms ({entry['runs']} runs) |")
+    lines += [
+        "",
+        "### 5. Cost per million ticks (USD)",
+        "",
+        "| ticks/s | symbols | Kinesis provisioned | Kinesis on-demand | Lambda | S3 | DynamoDB | SNS "
+        "| total (provisioned) | total (on-demand) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["cost"]:
+        c = row["usd_per_million_ticks"]
+        lines.append(
+            f"| {row['rate']:,} | {row['symbols']} | {c['kinesis_provisioned']:.3f} | {c['kinesis_on_demand']:.3f} "
+            f"| {c['lambda']:.3f} | {c['s3']:.3f} | {c['dynamodb']:.3f} | {c['sns']:.3f} "
+            f"| **{c['total_provisioned']:.3f}** | **{c['total_on_demand']:.3f}** |"
+        )
+    lines += [
+        "",
+        "| ticks/s | symbols | processor invocations per M ticks | s each | alerts invocations per M ticks "
+        "| s each | DynamoDB WRU per M ticks | alerts per M ticks |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["cost"]:
+        lines.append(
+            f"| {row['rate']:,} | {row['symbols']} | {row['processor_invocations_per_million']:,} "
+            f"| {row['processor_seconds_per_invocation']} | {row['alerts_invocations_per_million']:,} "
+            f"| {row['alerts_seconds_per_invocation']} | {row['dynamodb_write_units_per_million']:,} "
+            f"| {row['alerts_per_million']:,} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render(report: dict[str, Any]) -> str:
+    header = (METHOD_PATH.read_text(encoding="utf-8") if METHOD_PATH.exists() else "").format(
+        date=report["date"],
+        machine=report["machine"],
+        seconds=report.get("seconds", "?"),
+        memory=report["function_memory_mb"],
+        architecture=report["architecture"],
+        latency=", ".join(f"{name} {value * 1000:.0f} ms" for name, value in report["latency_assumed_s"].items()),
+        prices="\n".join(f"- {name}: {source}" for name, source in report["prices"].items()),
+    )
+    note = "\n> Smoke run (tiny sizes): these figures only show that the benchmark runs.\n" if report["smoke"] else ""
+    return header + note + "\n## Results\n\n" + render_tables(report)
+
+
+METHOD_PATH = Path(__file__).with_name("method.md")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

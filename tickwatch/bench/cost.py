@@ -1,0 +1,125 @@
+"""The cost model: dollars per million ticks, from measured request counts and the price table.
+
+Request counts, bytes and invocation counts come from a measured workload (`measure.run_workload`)
+at the same tick rate and symbol count; prices come from `prices.toml`. The one input that is not
+measured here is AWS's own latency, which a function's billed duration includes: `LATENCY` holds
+typical same-region figures, and the report says so.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRICES_PATH = Path(__file__).with_name("prices.toml")
+HOURS_PER_MONTH = 730
+# Typical same-region service latency per call, in seconds: what a function waits for on AWS and
+# pays for, but an in-process benchmark cannot measure. Check them against X-Ray on your stack.
+LATENCY = {"s3:PutObject": 0.025, "default": 0.008}
+WRITE_THREADS = 16  # the processor writes items this many at a time (processor.py)
+
+
+def load_prices(path: Path = PRICES_PATH) -> dict[str, Any]:
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class FunctionProfile:
+    """One function's cost inputs for a workload, per invocation."""
+
+    invocations_per_million_ticks: float
+    cpu_seconds: float  # the handler's own work (measured against the in-memory fakes)
+    wait_seconds: float  # time spent waiting for AWS (modelled with LATENCY)
+    memory_gb: float
+
+    @property
+    def gb_seconds_per_million_ticks(self) -> float:
+        return self.invocations_per_million_ticks * (self.cpu_seconds + self.wait_seconds) * self.memory_gb
+
+
+def processor_wait(requests_per_invocation: dict[str, float]) -> float:
+    """S3 PUTs and DynamoDB reads one after another; item writes 16 at a time, bars then quotes."""
+    puts = requests_per_invocation.get("dynamodb:PutItem", 0.0)
+    return (
+        requests_per_invocation.get("s3:PutObject", 0.0) * LATENCY["s3:PutObject"]
+        + requests_per_invocation.get("dynamodb:BatchGetItem", 0.0) * LATENCY["default"]
+        + (2 + math.ceil(puts / WRITE_THREADS)) * LATENCY["default"]
+    )
+
+
+def alerts_wait(requests_per_invocation: dict[str, float]) -> float:
+    """The alerts function makes its calls one after another."""
+    return sum(requests_per_invocation.values()) * LATENCY["default"]
+
+
+def cost_per_million_ticks(
+    workload: dict[str, Any],
+    processor: FunctionProfile,
+    alerts: FunctionProfile,
+    prices: dict[str, Any],
+    *,
+    tick_bytes: float,
+    architecture: str = "arm64",
+) -> dict[str, float]:
+    """Dollars per million ticks, by service, at the workload's rate and symbol count."""
+    rate, ticks = workload["rate"], workload["ticks"]
+    per_million = 1_000_000 / ticks
+    hours_per_million = 1_000_000 / rate / 3600
+    requests = workload["requests"]  # "service:Operation" -> count, both functions
+
+    kinesis = prices["kinesis_provisioned"]
+    shards = max(
+        math.ceil(rate / kinesis["shard_records_per_second"]),
+        math.ceil(rate * tick_bytes / kinesis["shard_bytes_per_second"]),
+    )
+    payload_units = math.ceil(tick_bytes / 25_600)
+    kinesis_provisioned = (
+        shards * kinesis["shard_hour"] * hours_per_million + payload_units * kinesis["put_payload_units_per_million"]
+    )
+    on_demand = prices["kinesis_on_demand"]
+    gigabytes = 1_000_000 * math.ceil(tick_bytes / 1024) * 1024 / 1024**3
+    kinesis_on_demand = (
+        on_demand["stream_hour"] * hours_per_million
+        + gigabytes * on_demand["data_in_per_gb"]
+        + gigabytes * on_demand["data_out_per_gb"]
+    )
+
+    lam = prices["lambda"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    lambda_requests = (processor.invocations_per_million_ticks + alerts.invocations_per_million_ticks) / 1e6
+    lambda_cost = lambda_requests * lam["requests_per_million"] + gb_second * (
+        processor.gb_seconds_per_million_ticks + alerts.gb_seconds_per_million_ticks
+    )
+
+    s3 = prices["s3"]
+    s3_puts = requests.get("s3:PutObject", 0) * per_million
+    s3_cost = (
+        s3_puts / 1000 * s3["put_per_thousand"] + workload["raw_bytes"] * per_million / 1024**3 * s3["storage_gb_month"]
+    )
+
+    dynamodb = prices["dynamodb"]
+    dynamodb_cost = (
+        workload["write_units"] * per_million / 1e6 * dynamodb["write_request_units_per_million"]
+        + workload["read_units"] * per_million / 1e6 * dynamodb["read_request_units_per_million"]
+    )
+
+    sns = prices["sns"]
+    alerts_per_million = workload["alerts"] * per_million
+    sns_cost = (
+        alerts_per_million / 1e6 * sns["publishes_per_million"]
+        + alerts_per_million / 1e5 * sns["email_per_hundred_thousand"]
+    )
+    costs = {
+        "kinesis_provisioned": kinesis_provisioned,
+        "kinesis_on_demand": kinesis_on_demand,
+        "lambda": lambda_cost,
+        "s3": s3_cost,
+        "dynamodb": dynamodb_cost,
+        "sns": sns_cost,
+    }
+    costs["total_provisioned"] = kinesis_provisioned + lambda_cost + s3_cost + dynamodb_cost + sns_cost
+    costs["total_on_demand"] = kinesis_on_demand + lambda_cost + s3_cost + dynamodb_cost + sns_cost
+    return {name: round(value, 4) for name, value in costs.items()}

@@ -1,0 +1,157 @@
+"""In-memory stand-ins for the S3, DynamoDB and SNS calls the functions make, for the benchmark.
+
+They answer in microseconds, so a benchmark run against them measures the functions' own work
+(parsing, folding, planning, serializing) without an emulator's cost. They keep real state and
+check the condition expressions the functions use, so the functions take the same paths they take
+against AWS; they are not a general emulator (tests use moto for that).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+_ASSIGNMENT = re.compile(r"^\s*(#?\w+)\s*=\s*(:\w+)\s*$")
+_COMPARISON = re.compile(r"^\s*(#?\w+)\s*=\s*(:\w+)\s*$")
+_FUNCTION = re.compile(r"^\s*(attribute_exists|attribute_not_exists)\((#?\w+)\)\s*$")
+
+
+class FakeS3:
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
+        self.objects[(Bucket, Key)] = bytes(Body)
+        return {"ETag": f'"{uuid.uuid4().hex}"'}
+
+
+class FakeDynamoDB:
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+
+    def _table(self, name: str) -> dict[tuple[str, str], dict[str, Any]]:
+        return self.tables.setdefault(name, {})
+
+    def batch_get_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:
+        responses = {}
+        for table, request in RequestItems.items():
+            stored = self._table(table)
+            found = [stored[_key(key)] for key in request["Keys"] if _key(key) in stored]
+            responses[table] = [dict(item) for item in found]
+        return {"Responses": responses, "UnprocessedKeys": {}}
+
+    def put_item(
+        self,
+        *,
+        TableName: str,
+        Item: dict[str, Any],
+        ConditionExpression: str | None = None,
+        ExpressionAttributeNames: Mapping[str, str] | None = None,
+        ExpressionAttributeValues: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        table = self._table(TableName)
+        current = table.get(_key(Item))
+        _check(ConditionExpression, current, ExpressionAttributeNames or {}, ExpressionAttributeValues or {}, "PutItem")
+        table[_key(Item)] = dict(Item)
+        return {}
+
+    def batch_write_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:
+        for table, requests in RequestItems.items():
+            for request in requests:
+                item = request["PutRequest"]["Item"]
+                self._table(table)[_key(item)] = dict(item)
+        return {"UnprocessedItems": {}}
+
+    def update_item(
+        self,
+        *,
+        TableName: str,
+        Key: dict[str, Any],
+        UpdateExpression: str,
+        ConditionExpression: str | None = None,
+        ExpressionAttributeNames: Mapping[str, str] | None = None,
+        ExpressionAttributeValues: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        names, values = ExpressionAttributeNames or {}, ExpressionAttributeValues or {}
+        table = self._table(TableName)
+        current = table.get(_key(Key))
+        _check(ConditionExpression, current, names, values, "UpdateItem")
+        updated = dict(current or Key)
+        if not UpdateExpression.startswith("SET "):
+            raise NotImplementedError(f"only SET updates are supported, not {UpdateExpression!r}")
+        for assignment in UpdateExpression[4:].split(","):
+            match = _ASSIGNMENT.match(assignment)
+            if match is None:
+                raise NotImplementedError(f"assignment {assignment!r} is not supported")
+            updated[names.get(match.group(1), match.group(1))] = values[match.group(2)]
+        table[_key(Key)] = updated
+        return {}
+
+    def query(
+        self,
+        *,
+        TableName: str,
+        KeyConditionExpression: str,
+        ExpressionAttributeValues: Mapping[str, Any],
+        **_: Any,
+    ) -> dict[str, Any]:
+        values = ExpressionAttributeValues
+        pk = values[":pk"]["S"]
+        if "begins_with(sk, :prefix)" in KeyConditionExpression:
+            prefix = values[":prefix"]["S"]
+            keep = lambda sk: sk.startswith(prefix)  # noqa: E731
+        elif "sk BETWEEN :first AND :last" in KeyConditionExpression:
+            first, last = values[":first"]["S"], values[":last"]["S"]
+            keep = lambda sk: first <= sk <= last  # noqa: E731
+        else:
+            raise NotImplementedError(f"key condition {KeyConditionExpression!r} is not supported")
+        found = [item for (p, sk), item in sorted(self._table(TableName).items()) if p == pk and keep(sk)]
+        return {"Items": [dict(item) for item in found], "Count": len(found)}
+
+
+class FakeSNS:
+    def __init__(self) -> None:
+        self.published: list[dict[str, Any]] = []
+
+    def publish_batch(self, *, TopicArn: str, PublishBatchRequestEntries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.published += PublishBatchRequestEntries
+        return {
+            "Successful": [{"Id": entry["Id"], "MessageId": str(uuid.uuid4())} for entry in PublishBatchRequestEntries]
+        }
+
+
+def _key(item: Mapping[str, Any]) -> tuple[str, str]:
+    return item["pk"]["S"], item["sk"]["S"]
+
+
+def _check(
+    expression: str | None,
+    item: dict[str, Any] | None,
+    names: Mapping[str, str],
+    values: Mapping[str, Any],
+    operation: str,
+) -> None:
+    """Evaluate `a AND b`, `a OR b` of attribute_exists/attribute_not_exists/`x = :v`."""
+    if not expression:
+        return
+    if any(all(_term(term, item, names, values) for term in part.split(" AND ")) for part in expression.split(" OR ")):
+        return
+    raise ClientError(
+        {"Error": {"Code": "ConditionalCheckFailedException", "Message": "The conditional request failed"}}, operation
+    )
+
+
+def _term(term: str, item: dict[str, Any] | None, names: Mapping[str, str], values: Mapping[str, Any]) -> bool:
+    function = _FUNCTION.match(term)
+    if function:
+        present = item is not None and names.get(function.group(2), function.group(2)) in item
+        return present if function.group(1) == "attribute_exists" else not present
+    comparison = _COMPARISON.match(term)
+    if comparison:
+        name = names.get(comparison.group(1), comparison.group(1))
+        return item is not None and item.get(name) == values[comparison.group(2)]
+    raise NotImplementedError(f"condition {term!r} is not supported")
