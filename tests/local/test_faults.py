@@ -44,31 +44,43 @@ def faulty(tmp_path_factory):
             mapping.retry_delay, mapping.retry_delay_cap = 0.01, 0.2
         rules, records = run_workload(stack, workdir)
         assert stack.wait_until_caught_up(timeout=240), "the pipeline did not catch up under faults"
-        stack.faults.disable()  # the fault is fixed; now replay what Lambda gave up on
+        allowed = set(stack.faults.interrupted_alert_writes)
+
+        # The outage is over, the bug the poison pills trigger is not fixed: their replay fails
+        # again, and they stay queued. Everything else equals the fault-free run of the workload
+        # without them (records no function can process yet).
+        stack.faults.disable(keep_poison=True)
+        still_failing = replay_all(stack)
+        assert stack.wait_until_caught_up(timeout=60)
+        stack.inbox.drain()
+        queued = sequences_in(still_failing, records)
+        before_fix = verify(stack, records, rules, BAD, duplicates_allowed=allowed, unprocessed=queued)
+
+        # The bug is fixed: the replay applies them, late, behind later ticks of their symbols.
+        stack.faults.disable()
         replayed = replay_all(stack)
         assert stack.wait_until_caught_up(timeout=60)
         stack.inbox.drain()
-        replayed_sequences = {
-            record["sequence"]
-            for outcome in replayed
-            for record in records
-            if outcome.batch.source == "Kinesis"
-            and int(outcome.batch.info["startSequenceNumber"])
-            <= int(record["sequence"])
-            <= int(outcome.batch.info["endSequenceNumber"])
-        }
-        late = overtaken(records, replayed_sequences)
-        result = verify(
-            stack,
-            records,
-            rules,
-            BAD,
-            duplicates_allowed=set(stack.faults.interrupted_alert_writes),
-            replayed_late=late,
-        )
+        late = overtaken(records, sequences_in(replayed, records))
+        result = verify(stack, records, rules, BAD, duplicates_allowed=allowed, replayed_late=late)
+        result.facts["before_fix"] = before_fix
+        result.facts["still_failing"] = still_failing
         yield stack, replayed, result
     finally:
         stack.stop()
+
+
+def sequences_in(outcomes, records):
+    """Sequence numbers of the stream records the replayed failure messages named."""
+    return {
+        record["sequence"]
+        for outcome in outcomes
+        for record in records
+        if outcome.batch.source == "Kinesis"
+        and int(outcome.batch.info["startSequenceNumber"])
+        <= int(record["sequence"])
+        <= int(outcome.batch.info["endSequenceNumber"])
+    }
 
 
 def overtaken(records, replayed):
@@ -106,6 +118,17 @@ def test_every_kind_of_fault_happened(faulty):
     assert injected["crash"] + injected["timeout"] >= 0.02 * invocations
     assert injected["timeout"] > 0
     assert sum(m.stats.retries + m.stats.bisections for m in stack.mappings) > 0
+
+
+def test_while_the_poison_persists_its_batches_fail_again_and_stay_queued_with_the_reason(faulty):
+    _, _, result = faulty
+    still_failing = result.facts["still_failing"]
+    assert still_failing, "no batch reached the on-failure queue"
+    assert {outcome.status for outcome in still_failing} == {"failed again"}
+    assert all("poison pill" in outcome.detail for outcome in still_failing)
+    # Literally the fault-free state of the workload without the records still queued: raw data,
+    # quarantine, bars, quotes, alert history and inbox.
+    assert result.facts["before_fix"].problems == []
 
 
 def test_lambda_gave_up_on_the_poison_pills_and_replay_applied_them(faulty):
