@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install run soak bench lint build test clean lock
+.PHONY: help install run soak bench lint build test test-container clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,8 +59,12 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
 	  echo "sam build: functions and CommonLayer built"
 
-test: lint build ## lint, build, then every test (no AWS account; only sam build reaches PyPI)
+test: lint build ## lint, build, every test, then test-container (no AWS account; only package registries are reached)
 	$(BIN)/pytest
+	$(MAKE) test-container
+
+test-container: install ## sam local invoke of every sample event in Docker against the local stack (installs Docker if missing)
+	TICKWATCH_CONTAINER_TESTS=1 $(BIN)/pytest tests/container
 
 clean: ## remove the environment and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .tickwatch

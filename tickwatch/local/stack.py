@@ -133,6 +133,7 @@ class LocalStackOptions:
     faults: FaultPlan | None = None
     function_timeout: float | None = None  # instead of the template's (short ones make timeouts quick)
     server_process: bool = False  # run moto in a process of its own
+    run_functions: bool = True  # False: resources and inbox only (the functions run elsewhere)
 
 
 class LocalStack:
@@ -170,7 +171,7 @@ class LocalStack:
         self.inbox = Inbox.subscribe(
             self.template, self.session, self.options.outbox, on_alert=self.options.print_alert
         )
-        for function_id, settings in stream_mappings(self.template):
+        for function_id, settings in stream_mappings(self.template) if self.options.run_functions else ():
             function = self.functions.get(function_id) or LocalFunction(
                 self.template,
                 function_id,

@@ -1,0 +1,167 @@
+"""`sam local invoke` with every sample event, in a container, against the local stack.
+
+In-process tests can't catch packaging faults: layer paths, handler strings, missing or
+wrong-architecture requirements, build output. These run the real `sam build` output in Docker
+with a stand-in for the Lambda Python image (tickwatch/local/container.py), the functions reaching
+the local stack through the Docker bridge as `events/env.json` says, and check each function's
+response and its effect on the stack. `make test-container` runs them (CI too).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tickwatch.local.container import (
+    ensure_docker,
+    ensure_image,
+    machine_architecture,
+    runtime_of,
+    sam_build,
+    template_for,
+)
+from tickwatch.local.run import DOCKER_BRIDGE_GATEWAY
+from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
+from tickwatch.template import Template
+from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.ticks import TickRejected, parse_tick
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EVENTS = REPOSITORY / "events"
+SAM = REPOSITORY / ".venv" / "sam" / "bin" / "sam"
+PORT = 5000  # the port events/env.json names
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("TICKWATCH_CONTAINER_TESTS") != "1",
+    reason="needs Docker and sam local invoke: run `make test-container`",
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(stand-in image, built template) for this machine's architecture."""
+    work = tmp_path_factory.mktemp("container")
+    ensure_docker(work / "dockerd.log")
+    template = Template.load()
+    architecture = machine_architecture()
+    image = ensure_image(runtime_of(template), architecture, work)
+    derived = template_for(architecture, REPOSITORY / "template.yaml", work / "template.yaml")
+    return image, sam_build(SAM, derived, REPOSITORY, work / "build", architecture)
+
+
+@pytest.fixture(scope="module")
+def stack(built, tmp_path_factory):
+    """The local stack's resources and inbox (no functions of its own), also on the Docker bridge."""
+    options = LocalStackOptions(port=PORT, outbox=tmp_path_factory.mktemp("outbox"), run_functions=False)
+    local = LocalStack(options).start()
+    bridge = MotoServer(DOCKER_BRIDGE_GATEWAY, PORT)
+    RuleStore(local.session.client("dynamodb"), local.names()["MarketTableName"]).add("AAPL", "above", 200)
+    try:
+        yield local
+    finally:
+        bridge.stop()
+        local.stop()
+
+
+def invoke(built, function: str, event: str) -> dict:
+    image, template = built
+    result = subprocess.run(
+        [
+            str(SAM), "local", "invoke", function,
+            "--template-file", str(template),
+            "--event", str(EVENTS / event),
+            "--env-vars", str(EVENTS / "env.json"),
+            "--invoke-image", image,
+            "--skip-pull-image",
+            "--region", "us-east-1",
+        ],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, result.stderr[-3000:]
+    response = json.loads(lines[-1])
+    assert "errorType" not in response, (response, result.stderr[-3000:])
+    return response
+
+
+def classify(event: str) -> tuple[set[str], set[str], set[str]]:
+    """(valid sequence numbers, bad ones, symbols) of a Kinesis sample event, by the tick contract."""
+    valid, bad, symbols = set(), set(), set()
+    for record in json.loads((EVENTS / event).read_text())["Records"]:
+        data = base64.b64decode(record["kinesis"]["data"])
+        sequence = record["kinesis"]["sequenceNumber"]
+        try:
+            tick = parse_tick(
+                data, received_at=datetime.fromtimestamp(record["kinesis"]["approximateArrivalTimestamp"], UTC)
+            )
+        except TickRejected:
+            bad.add(sequence)
+            continue
+        if tick.symbol != record["kinesis"]["partitionKey"]:
+            bad.add(sequence)
+            continue
+        valid.add(sequence)
+        symbols.add(tick.symbol)
+    return valid, bad, symbols
+
+
+def quotes(stack) -> set[str]:
+    dynamodb = stack.session.client("dynamodb")
+    items = dynamodb.scan(TableName=stack.names()["MarketTableName"])["Items"]
+    return {item["symbol"]["S"] for item in items if item["sk"]["S"] == "QUOTE"}
+
+
+def alert_history(stack) -> list[str]:
+    dynamodb = stack.session.client("dynamodb")
+    items = dynamodb.scan(TableName=stack.names()["MarketTableName"])["Items"]
+    return [item["rule_id"]["S"] for item in items if item["sk"]["S"].startswith("ALERT#")]
+
+
+def test_every_sample_event_is_covered():
+    events = {path.name for path in EVENTS.glob("*.json")} - {"env.json"}
+    assert events == set(EXPECTED_ORDER)
+
+
+def test_processor_valid_ticks(built, stack):
+    valid, bad, symbols = classify("processor-batch-valid-ticks.json")
+    assert invoke(built, "ProcessorFunction", "processor-batch-valid-ticks.json") == {"batchItemFailures": []}
+    assert valid
+    assert not bad
+    assert valid <= {line["sequence_number"] for line in stack.raw_lines("raw/")}
+    assert symbols <= quotes(stack)
+
+
+def test_processor_bad_records_are_quarantined(built, stack):
+    valid, bad, symbols = classify("processor-batch-with-bad-records.json")
+    assert invoke(built, "ProcessorFunction", "processor-batch-with-bad-records.json") == {"batchItemFailures": []}
+    assert bad
+    assert bad <= {line["sequence_number"] for line in stack.raw_lines("quarantine/")}
+    assert valid <= {line["sequence_number"] for line in stack.raw_lines("raw/")}
+    assert symbols <= quotes(stack)
+
+
+def test_alerts_quote_without_crossing_sends_nothing(built, stack):
+    assert invoke(built, "AlertsFunction", "alerts-quote-no-crossing.json") == {"batchItemFailures": []}
+    assert alert_history(stack) == []
+
+
+def test_alerts_quote_crossing_the_rule_is_published_once(built, stack):
+    assert invoke(built, "AlertsFunction", "alerts-quote-crosses-rule.json") == {"batchItemFailures": []}
+    assert alert_history(stack) == ["AAPL-above-200"]
+    stack.inbox.drain()
+    assert [alert.attributes.get("rule_id") for alert in stack.inbox.received] == ["AAPL-above-200"]
+
+
+EXPECTED_ORDER = [
+    "processor-batch-valid-ticks.json",
+    "processor-batch-with-bad-records.json",
+    "alerts-quote-no-crossing.json",
+    "alerts-quote-crosses-rule.json",
+]
