@@ -161,16 +161,22 @@ def _apply_to_quote(quote: Quote | None, received: ReceivedTick) -> Quote:
             quote = replace(quote, day_open=tick.price, day_open_at=tick.timestamp)
     # Equal timestamps: the later tick in the stream is the latest.
     if tick.timestamp >= quote.at:
-        quote = replace(
-            quote,
-            price=tick.price,
-            at=tick.timestamp,
-            bid=tick.bid,
-            ask=tick.ask,
-            volume=tick.volume,
-            at_seq=received.sequence_key,
-        )
+        quote = with_latest_trade(quote, received)
     return quote
+
+
+def with_latest_trade(quote: Quote, received: ReceivedTick) -> Quote:
+    """The quote with `received` as its latest trade (price, time, bid, ask, volume)."""
+    tick = received.tick
+    return replace(
+        quote,
+        price=tick.price,
+        at=tick.timestamp,
+        bid=tick.bid,
+        ask=tick.ask,
+        volume=tick.volume,
+        at_seq=received.sequence_key,
+    )
 
 
 def fold_bar(previous: Bar | None, ticks: Sequence[ReceivedTick]) -> Bar | None:

@@ -25,7 +25,8 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
-from tickwatch_core.market import Bar, Quote, ReceivedTick, bar_start, fold_bar
+from tickwatch_core.items import parse_time
+from tickwatch_core.market import Bar, Quote, ReceivedTick, bar_start, fold_bar, with_latest_trade
 from tickwatch_core.sequence import sortable_sequence
 from tickwatch_core.ticks import Tick
 
@@ -48,7 +49,7 @@ def ticks_from_raw(body: bytes) -> list[ReceivedTick]:
                 tick=Tick(
                     symbol=document["symbol"],
                     price=document["price"],
-                    timestamp=_parse_time(document["timestamp"]),
+                    timestamp=parse_time(document["timestamp"]),
                     volume=None if volume is None else int(volume),
                     bid=document.get("bid"),
                     ask=document.get("ask"),
@@ -57,7 +58,7 @@ def ticks_from_raw(body: bytes) -> list[ReceivedTick]:
                 sequence_number=sequence_number,
                 sequence_key=sortable_sequence(sequence_number),
                 shard_id=document["shard_id"],
-                arrival=_parse_time(document["arrival_time"]),
+                arrival=parse_time(document["arrival_time"]),
             )
         )
     return ticks
@@ -92,15 +93,7 @@ def rebuild_quote(quote: Quote, replayed: Sequence[ReceivedTick], day_bars: Sequ
             rebuilt.at,
             rebuilt.at_seq,
         ):
-            rebuilt = replace(
-                rebuilt,
-                price=tick.price,
-                at=tick.timestamp,
-                bid=tick.bid,
-                ask=tick.ask,
-                volume=tick.volume,
-                at_seq=received.sequence_key,
-            )
+            rebuilt = with_latest_trade(rebuilt, received)
     day = rebuilt.at.astimezone(UTC).date()
     bars = sorted((bar for bar in day_bars if bar.start.date() == day), key=lambda bar: bar.start)
     if not bars:  # nothing stored for the day yet (bars expired early): keep what the quote has
@@ -125,7 +118,3 @@ def same_bar(first: Bar | None, second: Bar | None) -> bool:
 
 def same_quote(first: Quote, second: Quote) -> bool:
     return replace(first, revision=0, trades=()) == replace(second, revision=0, trades=())
-
-
-def _parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
