@@ -56,17 +56,21 @@ def send_failure(pipeline, records, *, queue="ProcessorFailureQueue", shard_id="
     lambda_records = [
         events.kinesis_record_from_api(r, shard_id=shard_id, stream_arn=pipeline["stream_arn"]) for r in records
     ]
+    return send_lambda_failure(pipeline, lambda_records, queue=queue, shard_id=shard_id)
+
+
+def send_lambda_failure(pipeline, lambda_records, *, queue, shard_id):
+    """What Lambda sends to a failure queue when it gives up on these records."""
     message = events.on_failure_message(
         records=lambda_records,
-        function_arn="arn:aws:lambda:us-east-1:123456789012:function:processor",
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:tickwatch",
         request_id="r-1",
         condition="RetryAttemptsExhausted",
         invoke_count=11,
         function_error="Unhandled",
         shard_id=shard_id,
     )
-    sqs = pipeline["aws"].client("sqs")
-    sqs.send_message(QueueUrl=pipeline["names"][queue], MessageBody=json.dumps(message))
+    pipeline["aws"].client("sqs").send_message(QueueUrl=pipeline["names"][queue], MessageBody=json.dumps(message))
     return message
 
 
@@ -188,16 +192,7 @@ def test_an_alerts_batch_is_read_back_from_the_table_stream(pipeline):
     # through; the bars' records lie between them in the stream.
     quote_records = [r for r in lambda_records if r["dynamodb"]["Keys"]["sk"]["S"] == "QUOTE"]
     assert 0 < len(quote_records) < len(lambda_records)
-    message = events.on_failure_message(
-        records=quote_records,
-        function_arn="arn:aws:lambda:us-east-1:123456789012:function:alerts",
-        request_id="r-2",
-        condition="RetryAttemptsExhausted",
-        invoke_count=11,
-        function_error="Unhandled",
-        shard_id=shard_id,
-    )
-    aws.client("sqs").send_message(QueueUrl=names["AlertsFailureQueue"], MessageBody=json.dumps(message))
+    send_lambda_failure(pipeline, quote_records, queue="AlertsFailureQueue", shard_id=shard_id)
 
     invoker = HandlerInvoker(apps)
     filters = template_filters(Template.load().body, "AlertsFunction")

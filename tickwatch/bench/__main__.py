@@ -95,7 +95,8 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
     }
 
     progress("4. cold start")
-    report["cold_start"] = measure.cold_start_imports(template, plan.cold_start_runs)
+    with measure.moto_pipeline() as (_, created, _, _):
+        report["cold_start"] = measure.cold_start_imports(created, plan.cold_start_runs)
 
     progress("5. cost model")
     ms_per_tick = _cpu_per_tick(report["processor_throughput"])

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import math
@@ -36,6 +35,7 @@ from tickwatch.dlq import template_filters
 from tickwatch.fetch.simulator import DEFAULT_SYMBOLS, MarketSimulator
 from tickwatch.filters import matches_any
 from tickwatch.local import events
+from tickwatch.local.functions import LocalFunction
 from tickwatch.template import Template, create_resources
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.rule_store import RuleStore
@@ -72,31 +72,13 @@ class Context:
 # --- loading the functions ----------------------------------------------------------------------
 
 
-def load_handler(template: Template, logical_id: str, name: str) -> ModuleType:
+def load_handler(template: Template, logical_id: str) -> ModuleType:
     """A function's handler module, imported under the environment the template gives it."""
-    properties = template.resources[logical_id]["Properties"]
-    module_name = properties["Handler"].rsplit(".", 1)[0]
-    source = REPOSITORY_ROOT / properties["CodeUri"] / f"{module_name}.py"
-    environment = {
-        **template.function_environment(logical_id),
+    quiet = {
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "WARNING",  # a log line per batch would be measured as well
     }
-    saved = {key: os.environ.get(key) for key in environment}
-    os.environ.update(environment)
-    try:
-        spec = importlib.util.spec_from_file_location(name, source)
-        assert spec is not None
-        assert spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return module
+    return LocalFunction(template, logical_id, extra_environment=quiet).load_container()
 
 
 def invoke(module: ModuleType, event: dict[str, Any]) -> tuple[Any, float]:
@@ -272,8 +254,8 @@ def moto_pipeline() -> Iterator[tuple[Any, Template, ModuleType, ModuleType]]:
         session = boto3.session.Session(region_name="us-east-1")
         template = Template.load(stack_name="tickwatch-bench")
         create_resources(template, session)
-        processor = load_handler(template, "ProcessorFunction", "tickwatch_bench_processor")
-        alerts = load_handler(template, "AlertsFunction", "tickwatch_bench_alerts")
+        processor = load_handler(template, "ProcessorFunction")
+        alerts = load_handler(template, "AlertsFunction")
         yield session, template, processor, alerts
 
 
@@ -328,11 +310,11 @@ def run_workload(rate: int, symbol_count: int, seconds: int, *, batch_size: int 
                 result.alerts_invocations += 1
                 result.alerts_seconds.append(duration)
                 result.alerts_events.append(event)
-        result.alerts = sum(1 for _ in _alert_items(session, table))
+        result.alerts = len(_items_with_prefix(session, table, "ALERT#"))
         s3 = session.client("s3")
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="raw/"):
             result.raw_bytes += sum(entry["Size"] for entry in page.get("Contents", []))
-        result.rules = _rule_items(session, table)
+        result.rules = _items_with_prefix(session, table, "RULE#")
     return result
 
 
@@ -368,28 +350,15 @@ class _TableStream:
                 return records
 
 
-def _alert_items(session: Any, table: str) -> Iterator[dict[str, Any]]:
-    for page in (
-        session.client("dynamodb")
-        .get_paginator("scan")
-        .paginate(
-            TableName=table,
-            FilterExpression="begins_with(sk, :alert)",
-            ExpressionAttributeValues={":alert": {"S": "ALERT#"}},
-        )
-    ):
-        yield from page["Items"]
-
-
-def _rule_items(session: Any, table: str) -> list[dict[str, Any]]:
+def _items_with_prefix(session: Any, table: str, sort_key_prefix: str) -> list[dict[str, Any]]:
     found = []
     for page in (
         session.client("dynamodb")
         .get_paginator("scan")
         .paginate(
             TableName=table,
-            FilterExpression="begins_with(sk, :rule)",
-            ExpressionAttributeValues={":rule": {"S": "RULE#"}},
+            FilterExpression="begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":prefix": {"S": sort_key_prefix}},
         )
     ):
         found += page["Items"]
@@ -400,25 +369,21 @@ def _rule_items(session: Any, table: str) -> list[dict[str, Any]]:
 
 
 def cold_start_imports(template: Template, runs: int) -> dict[str, dict[str, float]]:
-    """Seconds to import each handler module in a fresh interpreter, as Lambda's init does
-    (code and layer on the path, the template's environment with placeholder names)."""
+    """Seconds to import each handler module in a fresh interpreter, as Lambda's init does: code
+    and layer on the path, the template's environment (`template` has its resources created, so
+    that the names resolve)."""
     results = {}
     for logical_id in template.logical_ids("AWS::Serverless::Function"):
         properties = template.resources[logical_id]["Properties"]
         module_name = properties["Handler"].rsplit(".", 1)[0]
-        global_variables = template.body.get("Globals", {}).get("Function", {}).get("Environment", {})
-        variables = {**global_variables.get("Variables", {}), **properties.get("Environment", {}).get("Variables", {})}
         environment = {
             **os.environ,
-            **{name: value if isinstance(value, str) else "placeholder" for name, value in variables.items()},
+            **template.function_environment(logical_id),
             "PYTHONPATH": os.pathsep.join(
                 [str(REPOSITORY_ROOT / properties["CodeUri"]), str(REPOSITORY_ROOT / "layers" / "common")]
             ),
             "AWS_DEFAULT_REGION": "us-east-1",
         }
-        for name, value in list(environment.items()):
-            if name in ("BAR_RETENTION_DAYS", "ALERT_HISTORY_DAYS") and not value.isdigit():
-                environment[name] = "30"
         script = f"import time; t = time.perf_counter(); import {module_name}; print(time.perf_counter() - t)"
         timings = []
         for _ in range(runs):

@@ -132,6 +132,11 @@ class LocalFunction:
             return Invocation(request_id, error="Unhandled", error_message=outcome["error"], duration=duration)
         return Invocation(request_id, response=outcome.get("response"), duration=duration)
 
+    def load_container(self) -> ModuleType:
+        """A fresh container (the handler module, loaded under the function's environment), for
+        callers that invoke the handler themselves (the benchmark)."""
+        return self._acquire()
+
     def _acquire(self) -> ModuleType:
         with self._lock:
             if self._idle:
