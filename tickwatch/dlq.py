@@ -329,9 +329,11 @@ def _replay_message(
         )
     batch = FailedBatch(function, message["MessageId"], body)
     read = read_range(batch, kinesis, streams, pause=read_pause)
-    records = [r for r in read.records if not filters or matches_any(filters, _lambda_record(batch, r))]
+    # As Lambda delivered them: Lambda's record shape, through the function's filters.
+    records = [_lambda_record(batch, r) for r in read.records]
+    records = [r for r in records if not filters or matches_any(filters, r)]
 
-    failed_at, reason = _invoke_in_order(batch, records, function, invoke)
+    failed_at, reason = _invoke_in_order(records, function, invoke)
     if failed_at is not None:
         remaining = records[failed_at:]
         note = f"{reason}; {read.missing}" if read.missing else reason
@@ -344,12 +346,9 @@ def _replay_message(
     return ReplayOutcome(batch, "replayed", len(records)), None, False
 
 
-def _invoke_in_order(
-    batch: FailedBatch, records: list[dict[str, Any]], function: str, invoke: Invoker
-) -> tuple[int | None, str]:
-    """Send the records as events below the invoke size limit, in order; on the first failure,
+def _invoke_in_order(lambda_records: list[dict[str, Any]], function: str, invoke: Invoker) -> tuple[int | None, str]:
+    """Send Lambda records as events below the invoke size limit, in order; on the first failure,
     the index of the first record not applied and why."""
-    lambda_records = [_lambda_record(batch, record) for record in records]
     sizes = [len(json.dumps(record)) for record in lambda_records]
     start = 0
     while start < len(lambda_records):
@@ -387,13 +386,13 @@ def _requeue(
     message: dict[str, Any],
     body: dict[str, Any],
     reason: str,
-    remaining: list[dict[str, Any]] | None,
+    remaining: list[dict[str, Any]] | None,  # Lambda records
 ) -> str:
     """Put the message back (from its first record not replayed) with the reason, and delete the old one."""
     updated = json.loads(json.dumps(body))
     info = updated.get("KinesisBatchInfo") or updated["DDBStreamBatchInfo"]
     if remaining:
-        info["startSequenceNumber"] = str(_sequence(remaining[0]))
+        info["startSequenceNumber"] = events.sequence_number_of(remaining[0])
         info["batchSize"] = len(remaining)
     previous = updated.get(REPLAY_NOTE, {})
     updated[REPLAY_NOTE] = {
