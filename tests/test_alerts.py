@@ -281,3 +281,91 @@ def test_a_symbol_whose_rules_cannot_be_read_is_redelivered_and_the_others_still
     redelivered = {"Records": event["Records"][event["Records"].index(msft) :]}
     assert market.deliver(redelivered) == {"batchItemFailures": []}
     assert [m["MessageAttributes"]["rule_id"]["Value"] for m in market.messages()] == ["MSFT-above-400"]
+
+
+class CrashingSns:
+    """A real SNS client whose `crash_on`-th PublishBatch call raises what is not an AWS error (the
+    function dies there), and which can take time off the invocation's clock with each call."""
+
+    def __init__(self, sns, *, crash_on: int | None = None, context: LambdaContext | None = None, cost_ms: int = 0):
+        self._sns, self._crash_on, self._context, self._cost_ms = sns, crash_on, context, cost_ms
+        self.calls = 0
+
+    def publish_batch(self, **kwargs):
+        self.calls += 1
+        if self.calls == self._crash_on:
+            raise RuntimeError("the function died in this call")
+        if self._context is not None:
+            self._context.timeout_ms -= self._cost_ms
+        return self._sns.publish_batch(**kwargs)
+
+
+def add_thresholds(market: Market, count: int) -> None:
+    for threshold in range(200, 200 + count):
+        market.rules.add("AAPL", "above", threshold)
+
+
+def test_a_crash_in_a_later_publish_call_keeps_what_earlier_calls_published_recorded(market, aws):
+    # Given 25 firings (three PublishBatch calls), and a function that dies in the second call
+    add_thresholds(market, 25)
+    market.alerts_app.dispatcher.clients = clients_for(aws, sns=CrashingSns(aws.client("sns"), crash_on=2))
+    with pytest.raises(RuntimeError, match="died"):
+        market.trade("AAPL", 199, 230)
+    # then the first call's ten alerts are already recorded,
+    assert len(market.messages()) == 10
+    assert len(market.history()) == 10
+
+    # and Lambda's redelivery publishes the other fifteen, none of the first ten again.
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    assert len(market.messages()) == 15
+    assert len(market.history()) == 25
+
+
+def test_a_failed_history_write_stops_further_publish_calls(market, aws):
+    # Given 25 firings and a history write that fails after SNS accepted the first call
+    add_thresholds(market, 25)
+    sns = CrashingSns(aws.client("sns"))
+    failing = FailingClient(aws.client("dynamodb"), {"batch_write_item": lambda kwargs: True}, times=1)
+    market.alerts_app.dispatcher.clients = clients_for(aws, dynamodb=failing, sns=sns)
+    response = market.trade("AAPL", 199, 230)
+    # then no second call starts: only those ten are published without a record,
+    assert response["batchItemFailures"]
+    assert sns.calls == 1
+    first = market.messages()
+    assert len(first) == 10
+    assert market.history() == []
+
+    # and the redelivery sends all 25: the window SNS makes unavoidable is those ten, no more.
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}
+    again = market.messages()
+    assert len(again) == 25
+    assert {alert_id(m) for m in first} < {alert_id(m) for m in again}
+    assert len(market.history()) == 25
+
+
+def test_no_publish_call_starts_close_to_the_timeout_and_the_rest_is_redelivered(market, aws):
+    # Given 45 firings (five calls) and an invocation with 2.35 s left, each call taking 0.4 s of it
+    add_thresholds(market, 45)
+    context = LambdaContext(timeout_ms=2_350)
+    market.alerts_app.dispatcher.clients = clients_for(
+        aws, sns=CrashingSns(aws.client("sns"), context=context, cost_ms=400)
+    )
+    market.processor_app.lambda_handler(
+        kinesis_event([tick("AAPL", 199.0, BASE_TIME), tick("AAPL", 250.0, BASE_TIME + timedelta(seconds=1))]),
+        LambdaContext(),
+    )
+    event = market.stream.new_event()
+    response = market.alerts_app.lambda_handler(event, context)
+    # then a call starts only with the reserve (1 s) and twice the longest call (0.4 s) left: at
+    # 2.35 and 1.95 s, not at 1.55 s,
+    assert len(market.messages()) == 20
+    assert len(market.history()) == 20
+    # the update is reported for redelivery, and its rules keep the state that makes them fire again
+    assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][0]["dynamodb"]["SequenceNumber"]}]}
+
+    market.alerts_app.dispatcher.clients = clients_for(aws)
+    assert market.deliver(event) == {"batchItemFailures": []}
+    assert len(market.messages()) == 25
+    assert len(market.history()) == 45

@@ -7,6 +7,7 @@ reports the first stream record whose alerts are not all delivered.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -42,7 +43,9 @@ def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[s
             logger.warning("ignoring a stream record that is not a latest quote", keys=stream.keys)
             continue
         updates.append(StreamQuoteUpdate(stream.sequence_number, quote_update_from_image(stream.new_image)))
-    report = dispatcher.process(updates)
+    report = dispatcher.process(
+        updates, time_left=lambda: timedelta(milliseconds=context.get_remaining_time_in_millis())
+    )
     _observe(report)
     failed = report.first_failed_sequence
     return {"batchItemFailures": [{"itemIdentifier": failed}] if failed else []}
@@ -52,6 +55,7 @@ def _observe(report: AlertsReport) -> None:
     metrics.add_metric(name="QuoteUpdates", unit=MetricUnit.Count, value=report.updates)
     metrics.add_metric(name="AlertsFired", unit=MetricUnit.Count, value=report.firings)
     metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=report.published)
+    metrics.add_metric(name="AlertsDeferred", unit=MetricUnit.Count, value=report.deferred)
     metrics.add_metric(name="AlertFailures", unit=MetricUnit.Count, value=len(report.failures))
     for what, error, sequence in report.failures:
         logger.error(
@@ -64,6 +68,7 @@ def _observe(report: AlertsReport) -> None:
         firings=report.firings,
         published=report.published,
         already_published=report.already_published,
+        deferred=report.deferred,
         rules_saved=report.rules_saved,
         first_failed_sequence=report.first_failed_sequence,
     )

@@ -7,7 +7,9 @@ For one batch of stream records:
    the firings, each with a deterministic `alert_id`;
 3. look up the alert-history items of those firings: a firing already recorded was published by an
    earlier attempt and is not published again;
-4. publish the rest with PublishBatch, then record each published firing as a history item;
+4. publish the rest in PublishBatch calls of ten, one call at a time, recording each call's
+   accepted firings as history items before the next call starts; stop starting calls when one
+   fails or when the invocation is close to its timeout, and leave the rest for redelivery;
 5. save each rule's state as of just before its first firing that is not yet recorded, and report
    the stream record of that update as the first failure, so Lambda redelivers from there.
 
@@ -15,7 +17,8 @@ A redelivered record therefore neither publishes twice (step 3) nor loses an ale
 saved past firings that are recorded). The one gap no standard SNS topic can close: if SNS accepted
 a message but its history item was not recorded (the write failed even after retries, SNS's reply
 was lost, or the function died in between), the retry publishes it again. That is a duplicate,
-never a loss.
+never a loss, and because nothing else happens between a call that SNS accepted and the write of
+its history, a failed invocation can repeat at most the messages of one PublishBatch call.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tickwatch_core import items
@@ -47,6 +50,10 @@ from tickwatch_core.ticks import format_timestamp
 PUBLISH_BATCH_LIMIT = 10
 _READ_THREADS = 16
 SUBJECT_LIMIT = 100
+# A publish call is started only with this much of the invocation's time left, plus twice the
+# longest publish-and-record so far: a container killed at its timeout between SNS accepting a call
+# and the write of its history is what would repeat alerts, so the rest is left for redelivery.
+PUBLISH_TIME_RESERVE = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,7 @@ class AlertsReport:
     firings: int = 0
     published: int = 0
     already_published: int = 0
+    deferred: int = 0  # firings not published by this invocation, left for redelivery
     rules_saved: int = 0
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (what, error, stream sequence)
 
@@ -127,7 +135,11 @@ class AlertDispatcher:
         self.clients = clients or AwsClients()
         self.clock = clock
 
-    def process(self, updates: Sequence[StreamQuoteUpdate]) -> AlertsReport:
+    def process(
+        self, updates: Sequence[StreamQuoteUpdate], time_left: Callable[[], timedelta] | None = None
+    ) -> AlertsReport:
+        """Evaluate, publish and record. `time_left` (the Lambda context's remaining time) keeps
+        publish calls from starting too close to the invocation's timeout."""
         report = AlertsReport(updates=len(updates))
         batch = _Batch(
             report, {(entry.update.symbol, entry.update.update_seq): entry.stream_sequence for entry in updates}
@@ -164,7 +176,7 @@ class AlertDispatcher:
         recorded = self._recorded_alert_ids(firings, batch)
         if recorded is not None:
             report.already_published = len(recorded)
-            recorded |= self._publish_and_record([f for f in firings if f.alert_id not in recorded], batch)
+            recorded |= self._publish_and_record([f for f in firings if f.alert_id not in recorded], batch, time_left)
 
         # 5: save rule states up to the first unrecorded firing.
         for evaluation in evaluations:
@@ -189,11 +201,32 @@ class AlertDispatcher:
             return None
         return {values["alert_id"] for values in found.values()}
 
-    def _publish_and_record(self, firings: Sequence[Firing], batch: _Batch) -> set[str]:
-        published: list[tuple[Firing, str]] = []
+    def _publish_and_record(
+        self, firings: Sequence[Firing], batch: _Batch, time_left: Callable[[], timedelta] | None
+    ) -> set[str]:
+        """Publish `firings` ten a call, each call's accepted firings recorded before the next call,
+        so that a failure at any point leaves at most one call's messages published but unrecorded."""
+        recorded: set[str] = set()
+        longest_call = timedelta()
         for start in range(0, len(firings), PUBLISH_BATCH_LIMIT):
+            left = time_left() if time_left is not None else None
+            if left is not None and left < PUBLISH_TIME_RESERVE + 2 * longest_call:
+                batch.defer(firings[start:], f"only {left.total_seconds():.1f} s of the invocation left")
+                break
             chunk = firings[start : start + PUBLISH_BATCH_LIMIT]
-            published += self._publish_chunk(chunk, batch)
+            chunk_recorded = self._record(self._publish_chunk(chunk, batch), batch)
+            if left is not None and time_left is not None:
+                longest_call = max(longest_call, left - time_left())
+            recorded |= chunk_recorded
+            if len(chunk_recorded) < len(chunk):
+                # SNS or DynamoDB is failing: every further call risks more, and gains nothing, as
+                # Lambda redelivers from the failed firing's record anyway.
+                batch.defer(firings[start + PUBLISH_BATCH_LIMIT :], "an earlier publish or record failed")
+                break
+        return recorded
+
+    def _record(self, published: Sequence[tuple[Firing, str]], batch: _Batch) -> set[str]:
+        """Write the history items of firings SNS accepted; returns the alert ids recorded."""
         if not published:
             return set()
         now = self.clock()
@@ -250,9 +283,12 @@ class AlertDispatcher:
         first_changed: StreamQuoteUpdate | None = None
         for entry, (state_after, firings) in zip(evaluation.entries, evaluation.results, strict=True):
             if any(firing.alert_id not in recorded for firing in firings):
-                # Normally already reported where it failed; reporting it here too makes sure a
-                # firing that went missing in any other way is redelivered, never skipped.
-                report.failures.append((f"rule {evaluation.rule_id}", "alert not recorded", entry.stream_sequence))
+                # Normally already reported where it failed or was deferred; reporting it here too
+                # makes sure a firing that went missing in any other way is redelivered, never
+                # skipped (only when it moves the redelivery point: one log line per cause).
+                first_failed = report.first_failed_sequence
+                if first_failed is None or int(entry.stream_sequence) < int(first_failed):
+                    report.failures.append((f"rule {evaluation.rule_id}", "alert not recorded", entry.stream_sequence))
                 break
             if state_after != state_to_save and first_changed is None:
                 first_changed = entry
@@ -303,6 +339,14 @@ class _Batch:
         reason = error if isinstance(error, str) else describe_aws_error(error)
         sequence = self.stream_sequence_of_update[(firing.rule.symbol, firing.update_seq)]
         self.report.failures.append((what, reason, sequence))
+
+    def defer(self, firings: Sequence[Firing], reason: str) -> None:
+        """Leave `firings` unpublished for redelivery: one failure, at the earliest of their records."""
+        if not firings:
+            return
+        self.report.deferred += len(firings)
+        sequence = min((self.stream_sequence_of_update[(f.rule.symbol, f.update_seq)] for f in firings), key=int)
+        self.report.failures.append((f"publish of {len(firings)} alerts", f"deferred: {reason}", sequence))
 
 
 @dataclass(frozen=True, slots=True)
