@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from tickwatch_core import items
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import AlertsSettings
@@ -178,9 +180,18 @@ class AlertDispatcher:
             report.already_published = len(recorded)
             recorded |= self._publish_and_record([f for f in firings if f.alert_id not in recorded], batch, time_left)
 
-        # 5: save rule states up to the first unrecorded firing.
-        for evaluation in evaluations:
-            self._save_rule_state(evaluation, recorded or set(), report)
+        # 5: save rule states up to the first unrecorded firing; one conditional write per rule,
+        # side by side (each rule's item is its own).
+        saves = [save for e in evaluations if (save := self._state_to_save(e, recorded or set(), report))]
+        if saves:
+            with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(saves))) as pool:
+                errors = list(pool.map(self._try_write_rule_state, saves))
+            for (evaluation, _, first_changed), error in zip(saves, errors, strict=True):
+                if error is None:
+                    report.rules_saved += 1
+                else:
+                    failure = (f"rule {evaluation.rule_id}", describe_aws_error(error), first_changed.stream_sequence)
+                    report.failures.append(failure)
         return report
 
     def _load_rules(self, symbol: str) -> list[StoredRule] | Exception:
@@ -278,7 +289,11 @@ class AlertDispatcher:
             )
         return [(chunk[int(entry["Id"])], entry["MessageId"]) for entry in response.get("Successful", [])]
 
-    def _save_rule_state(self, evaluation: _RuleEvaluation, recorded: set[str], report: AlertsReport) -> None:
+    def _state_to_save(
+        self, evaluation: _RuleEvaluation, recorded: set[str], report: AlertsReport
+    ) -> tuple[_RuleEvaluation, RuleState, StreamQuoteUpdate] | None:
+        """The rule's state as of just before its first unrecorded firing, and the update that first
+        changed it; None when there is nothing to save."""
         state_to_save = evaluation.stored_state
         first_changed: StreamQuoteUpdate | None = None
         for entry, (state_after, firings) in zip(evaluation.entries, evaluation.results, strict=True):
@@ -293,16 +308,17 @@ class AlertDispatcher:
             if state_after != state_to_save and first_changed is None:
                 first_changed = entry
             state_to_save = state_after
-        if first_changed is None:
-            return
+        return None if first_changed is None else (evaluation, state_to_save, first_changed)
+
+    def _try_write_rule_state(
+        self, save: tuple[_RuleEvaluation, RuleState, StreamQuoteUpdate]
+    ) -> ClientError | BotoCoreError | None:
+        evaluation, state, _ = save
         try:
-            self._write_rule_state(evaluation, state_to_save)
-        except AWS_ERRORS as error:
-            report.failures.append(
-                (f"rule {evaluation.rule_id}", describe_aws_error(error), first_changed.stream_sequence)
-            )
-            return
-        report.rules_saved += 1
+            self._write_rule_state(evaluation, state)
+        except AWS_ERRORS as error:  # reported by process(), which redelivers from that update
+            return error
+        return None
 
     def _write_rule_state(self, evaluation: _RuleEvaluation, state: RuleState) -> None:
         names = {"#armed": "armed", "#seq": "state_seq"}
