@@ -149,7 +149,7 @@ def verify(
     rules: list[RuleSpec],
     bad: set[bytes],
     *,
-    duplicates_allowed: set[str] = frozenset(),
+    duplicates_allowed: Iterable[str] = (),
     replayed_late: set[str] = frozenset(),
     unprocessed: set[str] = frozenset(),
 ) -> Verification:
@@ -239,14 +239,14 @@ def verify(
         set(received) == set(alerts),
         f"inbox: {len(set(alerts) - set(received))} alerts missing, {len(set(received) - set(alerts))} unexpected",
     )
-    duplicated = {
-        alert.attributes.get("alert_id")
-        for alert in stack.inbox.received
-        if received[received_alert(alert.body, alert.attributes)] > 1
-    }
+    # An alert may arrive once more for each time SNS accepted it and its invocation then ended
+    # before writing its history item (FaultInjector.interrupted_alert_writes), and no more.
+    allowed = Counter(duplicates_allowed)
+    deliveries = Counter(alert.attributes.get("alert_id") for alert in stack.inbox.received)
+    beyond = {alert_id: n - 1 - allowed[alert_id] for alert_id, n in deliveries.items() if n - 1 > allowed[alert_id]}
     result.facts["inbox_duplicates"] = sum(n - 1 for n in received.values())
     result.check(
-        duplicated <= set(duplicates_allowed),
-        f"inbox: {len(duplicated - set(duplicates_allowed))} alerts delivered twice outside the documented window",
+        not beyond,
+        f"inbox: {sum(beyond.values())} deliveries of {len(beyond)} alerts beyond the documented window",
     )
     return result
