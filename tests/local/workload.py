@@ -39,27 +39,36 @@ def rules_for(start_prices: dict[str, Decimal]) -> list[RuleSpec]:
     return rules
 
 
-def run_workload(stack: LocalStack, workdir: Path) -> tuple[list[RuleSpec], list[dict]]:
-    """Add the rules, send the ticks and bad records; returns (rules, the stream's records)."""
+def run_workload(
+    stack: LocalStack,
+    workdir: Path,
+    *,
+    symbols: dict[str, Decimal] = SYMBOLS,
+    ticks: int = TICKS,
+    rules: list[RuleSpec] | None = None,
+    bad_records: list[tuple[bytes, str]] = BAD_RECORDS,
+) -> tuple[list[RuleSpec], list[dict]]:
+    """Add the rules (`rules_for` the symbols unless given), send the ticks as fast as the writer
+    goes, with the bad records in the middle; returns (rules, the stream's records)."""
     names = stack.names()
-    rules = rules_for(SYMBOLS)
+    rules = rules_for(symbols) if rules is None else rules
     store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
     for rule in rules:
         store.add(rule.symbol, rule.direction, rule.threshold, cooldown=rule.cooldown)
 
-    simulator = MarketSimulator(symbols=SYMBOLS, seed=20261120)
+    simulator = MarketSimulator(symbols=symbols, seed=20261120)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=150)
     kinesis = stack.session.client("kinesis")
     writer = KinesisWriter(kinesis, names["TickStreamName"], Spool(workdir / "spool.jsonl"))
-    for n in range(TICKS):
+    for n in range(ticks):
         tick = simulator.next_tick(start + n * SPACING)
         writer.add(Record(json.dumps(tick).encode(), tick["symbol"]))
-        if n == TICKS // 2:
+        if n == ticks // 2 and bad_records:
             writer.close()
             kinesis.put_records(
                 StreamName=names["TickStreamName"],
-                Records=[{"Data": data, "PartitionKey": key} for data, key in BAD_RECORDS],
+                Records=[{"Data": data, "PartitionKey": key} for data, key in bad_records],
             )
     writer.close()
-    assert writer.stats.sent == TICKS
+    assert writer.stats.sent == ticks
     return rules, read_stream(kinesis, names["TickStreamName"])
