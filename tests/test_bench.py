@@ -23,6 +23,12 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert requests["alerts"]["dynamodb:Query"] > 0
     assert report["requests"]["dynamodb_units_per_1000_ticks"]["write"] >= requests["processor"]["dynamodb:PutItem"]
     assert report["alerts_time"]["batches"] > 0
+    # The burst fired every alert it was built for, ten a PublishBatch call, each call recorded.
+    burst = report["alerts_burst"]
+    assert burst["requests"]["sns:PublishBatch"] == burst["firings"] // 10
+    assert burst["requests"]["dynamodb:BatchWriteItem"] == burst["firings"] // 10
+    assert burst["in_memory_fake"]["p50_ms"] > 0
+    assert burst["modelled_aws_wait_ms"] > 0
     assert all(entry["median_ms"] > 0 for entry in report["cold_start"].values())
     for row in report["cost"]:
         usd = row["usd_per_million_ticks"]

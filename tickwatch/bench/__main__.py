@@ -32,10 +32,11 @@ class Plan:
     cost_symbols: list[int]
     cost_seconds: int
     cold_start_runs: int
+    burst: tuple[int, int]  # alerts fired by one batch, runs
 
 
-FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5)
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1)
+FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5))
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +93,18 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
         "batches": len(workload.alerts_seconds),
         "moto": _percentiles(workload.alerts_seconds),
         "in_memory_fake": _percentiles(alerts_fake),
+    }
+
+    firings, runs = plan.burst
+    progress(f"3b. alerts burst: one batch firing {firings} alerts, {runs} runs")
+    burst = measure.alerts_burst(firings, runs)
+    report["alerts_burst"] = {
+        "firings": burst.firings,
+        "runs": runs,
+        "requests": burst.requests,
+        "in_memory_fake": _percentiles(burst.seconds_fake),
+        "moto": _percentiles(burst.seconds_moto),
+        "modelled_aws_wait_ms": round(cost.alerts_wait(burst.requests) * 1000, 1),
     }
 
     progress("4. cold start")
@@ -256,6 +269,19 @@ def render_tables(report: dict[str, Any]) -> str:
     for name, label in (("in_memory_fake", "in-memory fake"), ("moto", "moto in-process")):
         entry = report["alerts_time"][name]
         lines.append(f"| {label} | {entry['p50_ms']} ms | {entry['p95_ms']} ms |")
+    burst = report["alerts_burst"]
+    requests = ", ".join(f"{n} {op}" for op, n in burst["requests"].items())
+    lines += [
+        "",
+        f"One batch firing {burst['firings']} alerts ({burst['runs']} runs): {requests}.",
+        "",
+        "| AWS answered by | p50 | p95 |",
+        "|---|---:|---:|",
+        f"| in-memory fake | {burst['in_memory_fake']['p50_ms']} ms | {burst['in_memory_fake']['p95_ms']} ms |",
+        f"| moto in-process | {burst['moto']['p50_ms']} ms | {burst['moto']['p95_ms']} ms |",
+        f"| on AWS, modelled: fake time + {burst['modelled_aws_wait_ms']} ms waiting for AWS "
+        f"| {round(burst['in_memory_fake']['p50_ms'] + burst['modelled_aws_wait_ms'], 1)} ms | |",
+    ]
     lines += ["", "### 4. Cold start: importing the handler module", "", "| function | median |", "|---|---:|"]
     for function, entry in report["cold_start"].items():
         lines.append(f"| {function} | {entry['median_ms']} ms ({entry['runs']} runs) |")
@@ -299,6 +325,8 @@ def render(report: dict[str, Any]) -> str:
         architecture=report["architecture"],
         latency=", ".join(f"{name} {value * 1000:.0f} ms" for name, value in report["latency_assumed_s"].items()),
         prices="\n".join(f"- {name}: {source}" for name, source in report["prices"].items()),
+        burst_firings=report["alerts_burst"]["firings"],
+        burst_runs=report["alerts_burst"]["runs"],
     )
     note = "\n> Smoke run (tiny sizes): these figures only show that the benchmark runs.\n" if report["smoke"] else ""
     return header + note + "\n## Results\n\n" + render_tables(report)

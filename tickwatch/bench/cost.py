@@ -51,8 +51,12 @@ def processor_wait(requests_per_invocation: dict[str, float]) -> float:
 
 
 def alerts_wait(requests_per_invocation: dict[str, float]) -> float:
-    """The alerts function makes its calls one after another."""
-    return sum(requests_per_invocation.values()) * LATENCY["default"]
+    """Rule reads (Query) and rule-state writes (UpdateItem) 16 at a time; the history lookup, and
+    each PublishBatch followed by its history write, one after another (alerts.py)."""
+    side_by_side = ("dynamodb:Query", "dynamodb:UpdateItem")
+    rounds = sum(math.ceil(requests_per_invocation.get(op, 0.0) / WRITE_THREADS) for op in side_by_side)
+    in_sequence = sum(n for op, n in requests_per_invocation.items() if op not in side_by_side)
+    return (rounds + in_sequence) * LATENCY["default"]
 
 
 def cost_per_million_ticks(

@@ -5,6 +5,8 @@
 * a pipeline workload (ticks at a rate over some symbols, 1 s batching, one rule per symbol) run
   against moto, every AWS request counted from botocore's own events, with the item sizes that
   DynamoDB bills by, and the alerts function timed per stream batch (moto and fakes);
+* an alerts burst: one stream batch whose trades fire a given number of alerts (a price swinging
+  through 20 rules), timed on the fakes and on moto, with its requests counted;
 * cold start: importing each handler module in a fresh interpreter.
 """
 
@@ -363,6 +365,82 @@ def _items_with_prefix(session: Any, table: str, sort_key_prefix: str) -> list[d
     ):
         found += page["Items"]
     return found
+
+
+# --- 3b. an alerts burst ------------------------------------------------------------------------
+
+BURST_SYMBOL = "AAPL"
+BURST_LEVELS = 10  # rules each way: each swing of the price through them fires ten alerts
+
+
+@dataclass
+class AlertsBurst:
+    firings: int
+    published: int = 0
+    requests: dict[str, int] = field(default_factory=dict)
+    seconds_fake: list[float] = field(default_factory=list)
+    seconds_moto: list[float] = field(default_factory=list)
+
+
+def alerts_burst(firings: int, repeats: int) -> AlertsBurst:
+    """One alerts invocation whose single quote update fires `firings` alerts: ten rules above 200
+    and ten below, no cooldown, and trades swinging from 198 to 202 and back, so each swing fires
+    ten. Each run starts from fresh resources (a second run of the same batch would find every
+    alert already recorded); moto's runs count the requests."""
+    if firings % BURST_LEVELS:
+        raise ValueError(f"the burst fires {BURST_LEVELS} alerts a swing: {firings} is not a multiple")
+    burst = AlertsBurst(firings)
+    for run in range(repeats):
+        with moto_pipeline() as (session, template, processor, alerts):
+            table = template.physical["MarketTable"].ref
+            store = RuleStore(session.client("dynamodb"), table)
+            for level in range(1, BURST_LEVELS + 1):
+                store.add(BURST_SYMBOL, Direction.ABOVE, Decimal("200") + Decimal(level) / 10)
+                store.add(BURST_SYMBOL, Direction.BELOW, Decimal("200") - Decimal(level) / 10)
+            # Rules start armed: the swing up fires the ten above, the swing down the ten below.
+            prices = [202.0 if swing % 2 == 0 else 198.0 for swing in range(firings // BURST_LEVELS)]
+            moment = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+            records = [
+                events.kinesis_record(
+                    data=json.dumps(
+                        {
+                            "symbol": BURST_SYMBOL,
+                            "price": price,
+                            "timestamp": (moment + timedelta(milliseconds=n)).isoformat().replace("+00:00", "Z"),
+                        }
+                    ).encode(),
+                    sequence_number=str(FIRST_SEQUENCE + n),
+                    partition_key=BURST_SYMBOL,
+                    arrival=moment + timedelta(milliseconds=n + 50),
+                    shard_id="shardId-000000000000",
+                    stream_arn=STREAM_ARN,
+                )
+                for n, price in enumerate(prices)
+            ]
+            assert invoke(processor, {"Records": records})[0] == {"batchItemFailures": []}
+            filters = template_filters(template.body, "AlertsFunction")
+            event = {"Records": [r for r in _TableStream(session, table).read() if matches_any(filters, r)]}
+            rules = _items_with_prefix(session, table, "RULE#")
+
+            counter = RequestCounter()
+            alerts.dispatcher.clients = AwsClients(
+                **{name: counter.attach(session.client(name)) for name in ("s3", "dynamodb", "sns")}
+            )
+            response, seconds = invoke(alerts, event)
+            assert response == {"batchItemFailures": []}, response
+            burst.seconds_moto.append(seconds)
+            burst.published = len(_items_with_prefix(session, table, "ALERT#"))
+            if burst.published != firings:
+                raise AssertionError(f"the burst fired {burst.published} alerts, not {firings}")
+            if run == 0:
+                burst.requests = counter.by_operation()
+
+            dynamodb = FakeDynamoDB()
+            for item in rules:
+                dynamodb.put_item(TableName=table, Item=item)
+            alerts.dispatcher.clients = AwsClients(s3=FakeS3(), dynamodb=dynamodb, sns=FakeSNS())
+            burst.seconds_fake.append(invoke(alerts, event)[1])
+    return burst
 
 
 # --- 4. cold start ------------------------------------------------------------------------------
