@@ -57,6 +57,8 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -d "$$build_dir/build/CommonLayer/python/aws_lambda_powertools" && \
 	  test -f "$$build_dir/build/ProcessorFunction/app.py" && \
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
+	  test -f "$$build_dir/build/QueryFunction/app.py" && \
+	  test -d "$$build_dir/build/CommonLayer/python/pydantic" && \
 	  echo "sam build: functions and CommonLayer built"
 
 test: lint build ## lint, build, every test, then test-container (no AWS account; only package registries are reached)

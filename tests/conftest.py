@@ -103,3 +103,11 @@ def alerts_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mod
     module = _import_handler("functions.alerts.app", stack.function_environment("AlertsFunction"), monkeypatch)
     yield module
     sys.modules.pop("functions.alerts.app", None)
+
+
+@pytest.fixture
+def query_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """functions/query/app.py imported with the environment the template gives it."""
+    module = _import_handler("functions.query.app", stack.function_environment("QueryFunction"), monkeypatch)
+    yield module
+    sys.modules.pop("functions.query.app", None)

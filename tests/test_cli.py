@@ -54,6 +54,7 @@ def stream_records(aws, stream: str) -> list[dict]:
         ["subscriptions"],
         ["quotes"],
         ["alerts"],
+        ["api-key"],
     ],
 )
 def test_every_command_has_help(command, capsys):
@@ -324,3 +325,20 @@ def test_fetch_fails_when_ticks_stay_in_the_spool(aws, deployed, tmp_path, capsy
         aws.events.unregister("before-call.kinesis.PutRecords", throttle_every_record)
     assert code == 1
     assert "20 ticks were not sent; the next fetch sends them first" in capsys.readouterr().err
+
+
+def test_api_key_prints_the_value_of_the_stack_s_key(aws, capsys):
+    gateway = aws.client("apigateway")
+    key = gateway.create_api_key(name="tickwatch-query", enabled=True, value="k" * 30)
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"QueryApiKeyId": {"Value": key["id"]}},
+    }
+    aws.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
+    assert tickwatch(aws, "api-key", "--stack", STACK) == 0
+    assert capsys.readouterr().out == "k" * 30 + "\n"
+
+
+def test_api_key_of_a_stack_without_the_query_api_says_to_redeploy(aws, deployed, capsys):
+    assert tickwatch(aws, "api-key", "--stack", STACK) == 1
+    assert "has no output QueryApiKeyId" in capsys.readouterr().err

@@ -76,7 +76,11 @@ def test_raw_data_expires_by_a_parameter_and_logs_have_retention():
     rules = {rule["Id"]: rule for rule in RESOURCES["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]}
     assert rules["ExpireRawTicks"]["Prefix"] == "raw/"
     assert rules["ExpireRawTicks"]["ExpirationInDays"] == {"Ref": "RawRetentionDays"}
-    for function, log_group in (("ProcessorFunction", "ProcessorLogGroup"), ("AlertsFunction", "AlertsLogGroup")):
+    for function, log_group in (
+        ("ProcessorFunction", "ProcessorLogGroup"),
+        ("AlertsFunction", "AlertsLogGroup"),
+        ("QueryFunction", "QueryLogGroup"),
+    ):
         assert RESOURCES[function]["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": log_group}
         assert RESOURCES[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
@@ -110,6 +114,10 @@ def _statements(function: str) -> list[dict]:
                 "dynamodb:UpdateItem",
                 "sns:Publish",
             },
+        ),
+        (
+            "QueryFunction",
+            {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
         ),
     ],
 )
@@ -182,6 +190,9 @@ def test_outputs_name_everything_the_cli_and_tests_need():
         "AlertsFunctionName",
         "ProcessorFailureQueueUrl",
         "AlertsFailureQueueUrl",
+        "QueryApiUrl",
+        "QueryApiKeyId",
+        "QueryFunctionName",
     }
 
 
@@ -270,3 +281,42 @@ def test_alert_email_parameter_subscribes_with_a_symbol_filter(aws, overrides, e
 def test_no_alert_email_no_subscription(aws):
     create_resources(Template.load(), aws)
     assert aws.client("sns").list_subscriptions()["Subscriptions"] == []
+
+
+def test_query_api_needs_a_key_on_every_route_but_the_documents():
+    api = RESOURCES["QueryApi"]["Properties"]
+    assert (api["StageName"], api["Auth"]["ApiKeyRequired"]) == ("v1", True)
+    assert api["Auth"]["AddApiKeyRequiredToCorsPreflight"] is False  # browsers send no key on preflight
+    events = RESOURCES["QueryFunction"]["Properties"]["Events"]
+    open_routes = set()
+    for event in events.values():
+        assert event["Type"] == "Api"
+        assert event["Properties"]["RestApiId"] == {"Ref": "QueryApi"}
+        if event["Properties"].get("Auth", {}).get("ApiKeyRequired") is False:
+            open_routes.add(event["Properties"]["Path"])
+    assert open_routes == {"/docs", "/openapi.json"}
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events.values()}
+    assert routes >= {("GET", "/quotes"), ("GET", "/bars/{symbol}"), ("POST", "/rules"), ("DELETE", "/rules/{rule_id}")}
+
+
+def test_query_api_throttling_quota_and_cors_are_parameters():
+    plan = RESOURCES["QueryApi"]["Properties"]["Auth"]["UsagePlan"]
+    assert plan["CreateUsagePlan"] == "PER_API"
+    assert plan["Throttle"] == {"RateLimit": {"Ref": "ApiRateLimit"}, "BurstLimit": {"Ref": "ApiBurstLimit"}}
+    assert plan["Quota"] == {"Limit": {"Ref": "ApiMonthlyQuota"}, "Period": "MONTH"}
+    cors = RESOURCES["QueryApi"]["Properties"]["Cors"]["AllowOrigin"]
+    assert cors == {"Fn::If": ["HasDashboardOrigin", {"Fn::Sub": "'${DashboardOrigin}'"}, "'*'"]}
+    variables = RESOURCES["QueryFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ALLOWED_ORIGIN"] == {"Fn::If": ["HasDashboardOrigin", {"Ref": "DashboardOrigin"}, "*"]}
+
+
+def test_query_api_access_logs_go_to_a_log_group_with_retention():
+    destination = RESOURCES["QueryApi"]["Properties"]["AccessLogSetting"]["DestinationArn"]
+    log_group = destination["Fn::GetAtt"][0]
+    assert RESOURCES[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert json.loads(RESOURCES["QueryApi"]["Properties"]["AccessLogSetting"]["Format"])["requestId"]
+
+
+def test_query_function_reads_the_table_and_its_index_only():
+    (reads,) = [s for s in _statements("QueryFunction") if "dynamodb:Query" in s["Action"]]
+    assert reads["Resource"] == [{"Fn::GetAtt": ["MarketTable", "Arn"]}, {"Fn::Sub": "${MarketTable.Arn}/index/ByKind"}]

@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
         "up", help="keep a local stack running for the other commands", description=LOCAL_UP_HELP
     )
     up.add_argument(
-        "--port", type=_positive_int, default=5000, help="port of the emulator (default 5000, as events/env.json says)"
+        "--port",
+        type=_positive_int,
+        default=5000,
+        help="port of the emulator (default 5000, as events/env.json says); the query API listens on the next one",
     )
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     _add_local_options(up, subcommand=True)
@@ -213,6 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("symbol", nargs="?", help="only this symbol's alerts")
     alerts.add_argument("--limit", type=_positive_int, default=20, help="how many (default 20)")
     alerts.add_argument("--table", help="market table (default: the stack's MarketTableName)")
+    api_key = commands.add_parser(
+        "api-key",
+        parents=[aws],
+        help="print the query API's key",
+        description="Print the value of the query API's key (send it as the x-api-key header): the stack's "
+        "QueryApiKeyId through API Gateway, or the key of a running `tickwatch local up`.",
+    )
+    api_key.add_argument("--key-id", dest="query_api_key_id", help="API key id (default: the stack's QueryApiKeyId)")
     return parser
 
 
@@ -360,6 +371,7 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
                 "alerts_failure_queue",
                 "processor_function",
                 "alerts_function",
+                "query_api_key_id",
             )
         },
         session_factory=session_factory,
@@ -877,6 +889,21 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def command_api_key(args: argparse.Namespace, context: AwsContext) -> int:
+    if context.local is not None and not args.query_api_key_id:
+        key = context.local.outputs.get("QueryApiKey")
+        if not key:
+            raise CliError("the running local stack serves no query API: restart it (tickwatch local down, then up)")
+        print(key)
+        return 0
+    key_id = context.resource("query_api_key_id")
+    try:
+        print(context.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"])
+    except (ClientError, BotoCoreError) as error:
+        raise explain(error) from None
+    return 0
+
+
 COMMANDS = {
     "fetch": command_fetch,
     "local": command_local,
@@ -890,4 +917,5 @@ COMMANDS = {
     "dlq replay": command_dlq_replay,
     "quotes": command_quotes,
     "alerts": command_alerts,
+    "api-key": command_api_key,
 }

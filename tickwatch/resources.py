@@ -59,6 +59,7 @@ OUTPUTS = {
     "alerts_failure_queue": ("AlertsFailureQueueUrl", "--alerts-failure-queue"),
     "processor_function": ("ProcessorFunctionName", "--processor-function"),
     "alerts_function": ("AlertsFunctionName", "--alerts-function"),
+    "query_api_key_id": ("QueryApiKeyId", "--key-id"),
 }
 
 

@@ -245,8 +245,8 @@ def _exists(create: Callable[[], Any], *codes: str) -> bool:
 def create_resources(template: Template, session: Any) -> dict[str, PhysicalResource]:
     """Create every data resource of the template with `session` (a boto3 session or client factory).
 
-    `session.client(service)` must return clients for the emulator. Functions and layers are not
-    created: the tests and the local stack run the handlers in-process.
+    `session.client(service)` must return clients for the emulator. Functions, layers and APIs are
+    not created: the tests and the local stack run the handlers in-process, behind a local gateway.
     """
     creators: list[tuple[str, Callable[[Template, str, Any], PhysicalResource]]] = [
         ("AWS::Kinesis::Stream", _create_stream),
@@ -260,8 +260,10 @@ def create_resources(template: Template, session: Any) -> dict[str, PhysicalReso
     for resource_type, create in creators:
         for logical_id in template.logical_ids(resource_type):
             template.physical[logical_id] = create(template, logical_id, session)
-    for logical_id in template.logical_ids("AWS::Serverless::Function"):
-        template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
+    # Served in-process (functions) or by the local gateway (REST APIs): named, not created.
+    for resource_type in ("AWS::Serverless::Function", "AWS::Serverless::Api"):
+        for logical_id in template.logical_ids(resource_type):
+            template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
     return template.physical
 
 

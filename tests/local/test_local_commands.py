@@ -8,14 +8,22 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A free port whose next one is free too: `local up` serves the query API there."""
+    while True:
+        with socket.socket() as probe, socket.socket() as neighbour:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+            try:
+                neighbour.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
 
 
 def tickwatch(*argv: str, env: dict, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -57,6 +65,16 @@ def test_local_up_serves_the_other_commands_until_local_down(tmp_path, environme
         fed = tickwatch("fetch", "--count", "200", "--rate", "0", "--seed", "1", "--symbols", "AAPL", env=environment)
         assert fed.returncode == 0, fed.stderr
         assert "sent       200 ticks to tickwatch-local-tickstream" in fed.stderr
+
+        key = tickwatch("api-key", env=environment)
+        assert key.returncode == 0, key.stderr
+        assert key.stdout.strip() == state["outputs"]["QueryApiKey"]
+        assert state["outputs"]["QueryApiUrl"] == f"http://127.0.0.1:{port + 1}/v1"
+        rules = urllib.request.Request(
+            f"{state['outputs']['QueryApiUrl']}/rules", headers={"x-api-key": key.stdout.strip()}
+        )
+        with urllib.request.urlopen(rules, timeout=10) as answer:
+            assert [rule["rule_id"] for rule in json.loads(answer.read())["rules"]] == ["AAPL-above-230"]
 
         down = tickwatch("local", "down", env=environment)
         assert down.returncode == 0, down.stderr

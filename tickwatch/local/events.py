@@ -135,3 +135,75 @@ def on_failure_message(
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def api_gateway_rest_event(
+    *,
+    method: str,
+    path: str,
+    resource: str,
+    path_parameters: dict[str, str] | None = None,
+    query: list[tuple[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    stage: str = "v1",
+    api_id: str = "local",
+    api_key_id: str | None = None,
+    source_ip: str = "127.0.0.1",
+    request_id: str = "",
+    moment: datetime | None = None,
+    account: str = DEFAULT_ACCOUNT,
+) -> dict[str, Any]:
+    """An API Gateway REST API proxy event (payload 1.0), as Lambda gets it for `method path` on
+    the route `resource` (like `/quotes/{symbol}`): single- and multi-value headers and query
+    parameters, path parameters, the stage and the request context. A body that is not UTF-8
+    text is base64-encoded, as API Gateway does."""
+    moment = moment or datetime.now(UTC)
+    query = query or []
+    headers = headers or {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in query:
+        multi_query.setdefault(name, []).append(value)
+    encoded = False
+    text: str | None = None
+    if body is not None:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode("ascii"), True
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": dict(headers) or None,
+        "multiValueHeaders": {name: [value] for name, value in headers.items()} or None,
+        # API Gateway sends the last value of a repeated parameter here, and every value below.
+        "queryStringParameters": {name: values[-1] for name, values in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": "local",
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": request_id,
+            "requestTime": moment.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{stage}{path}",
+            "accountId": account,
+            "protocol": "HTTP/1.1",
+            "stage": stage,
+            "domainPrefix": api_id,
+            "requestTimeEpoch": int(moment.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "sourceIp": source_ip,
+                "apiKey": None,
+                "apiKeyId": api_key_id,
+                "userAgent": headers.get("User-Agent"),
+            },
+            "domainName": f"{api_id}.execute-api.{DEFAULT_REGION}.amazonaws.com",
+            "apiId": api_id,
+        },
+        "body": text,
+        "isBase64Encoded": encoded,
+    }

@@ -138,6 +138,11 @@ def run_demo(
             screen.line(
                 f"  function logs: {workdir / 'logs' / 'functions.log'}; alerts as e-mails: {workdir / 'outbox'}/"
             )
+            if "QueryApiUrl" in names:
+                screen.line(
+                    f"  query API {names['QueryApiUrl']}  key {names['QueryApiKey']}  docs {names['QueryApiUrl']}/docs"
+                )
+                screen.line(f"    curl -H 'x-api-key: {names['QueryApiKey']}' {names['QueryApiUrl']}/quotes")
             if demo_rules:
                 store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
                 added = add_demo_rules(store, start_prices)
@@ -227,6 +232,7 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
         options = LocalStackOptions(
             host=host,
             port=port,
+            api_port=port + 1 if port else 0,  # the query API next to the emulator
             parameter_overrides=parameter_overrides,
             outbox=workdir / "outbox",
             print_alert=screen.alert,
@@ -234,7 +240,10 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
         try:
             stack = LocalStack(options).start()
         except OSError as error:
-            screen.line(f"cannot listen on {host}:{port}: {error.strerror}; pass --port")
+            screen.line(
+                f"cannot listen on {host}:{port} (the emulator) or {port + 1} (the query API): {error.strerror}; "
+                "pass --port"
+            )
             return 1
         state = LocalState(
             stack.endpoint_url,
@@ -255,6 +264,9 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
                 "every tickwatch command now uses it (for example: tickwatch fetch, "
                 "tickwatch rules add AAPL --above 230)"
             )
+            if "QueryApiUrl" in state.outputs:
+                url, key = state.outputs["QueryApiUrl"], state.outputs["QueryApiKey"]
+                screen.line(f"query API: curl -H 'x-api-key: {key}' {url}/quotes  (or: tickwatch api-key)")
             screen.line("stop with Ctrl-C or: tickwatch local down")
             stop = threading.Event()
             with stop_on_signals(stop):

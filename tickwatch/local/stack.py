@@ -23,6 +23,7 @@ from tickwatch.local import moto_patches
 from tickwatch.local.event_sources import EventSourceMapping, stream_mappings
 from tickwatch.local.faults import FaultInjector, FaultPlan
 from tickwatch.local.functions import LocalFunction
+from tickwatch.local.gateway import RestApi, RestGateway
 from tickwatch.local.inbox import Inbox
 from tickwatch.template import Template, create_resources
 from tickwatch_core.aws import add_client_customizer, remove_client_customizer
@@ -134,6 +135,8 @@ class LocalStackOptions:
     function_timeout: float | None = None  # instead of the template's (short ones make timeouts quick)
     server_process: bool = False  # run moto in a process of its own
     run_functions: bool = True  # False: resources and inbox only (the functions run elsewhere)
+    api_port: int = 0  # the query API's gateway (0: any free port)
+    api_key: str | None = None  # the local API key (default: a new random one)
 
 
 class LocalStack:
@@ -149,6 +152,7 @@ class LocalStack:
         self.inbox: Inbox | None = None
         self._saved_environment: dict[str, str | None] = {}
         self.faults: FaultInjector | None = None
+        self.gateways: dict[str, RestGateway] = {}
 
     @property
     def endpoint_url(self) -> str:
@@ -186,8 +190,30 @@ class LocalStack:
                 else self.options.dynamodb_poll_interval
             )
             self.mappings.append(EventSourceMapping(settings, function, self.session, poll_interval=interval).start())
+        if self.options.run_functions:
+            self._serve_apis(endpoint)
         self.inbox.start()
         return self
+
+    def _serve_apis(self, endpoint: str) -> None:
+        """Every REST API of the template behind a local gateway, its functions in-process."""
+        for api_id in self.template.logical_ids("AWS::Serverless::Api"):
+            for route in RestApi.from_template(self.template, api_id).routes:
+                if route.function not in self.functions:
+                    self.functions[route.function] = LocalFunction(
+                        self.template,
+                        route.function,
+                        extra_environment={"AWS_ENDPOINT_URL": endpoint},
+                        timeout=self.options.function_timeout,
+                    )
+            self.gateways[api_id] = RestGateway(
+                self.template,
+                self.functions,
+                api_logical_id=api_id,
+                api_key=self.options.api_key,
+                host=self.options.host,
+                port=self.options.api_port,
+            ).start()
 
     def attach(self) -> LocalStack:
         """The functions of a stack already running at `options.endpoint_url`, to invoke here
@@ -221,6 +247,8 @@ class LocalStack:
         create_resources(self.template, self.session)
 
     def stop(self) -> None:
+        for gateway in self.gateways.values():
+            gateway.stop()
         for mapping in self.mappings:
             mapping.stop()
         if self.inbox:
@@ -245,6 +273,9 @@ class LocalStack:
             "AlertTopicArn": physical["AlertTopic"].ref,
             "ProcessorFailureQueueUrl": physical["ProcessorFailureQueue"].ref,
             "AlertsFailureQueueUrl": physical["AlertsFailureQueue"].ref,
+            # Like the Outputs QueryApiUrl and QueryApiKeyId; locally the key's value itself.
+            **{f"{api_id}Url": gateway.url for api_id, gateway in self.gateways.items()},
+            **{f"{api_id}Key": gateway.api_key for api_id, gateway in self.gateways.items()},
         }
 
     def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 1.5) -> bool:

@@ -56,3 +56,14 @@ class AlertsSettings:
             alert_topic_arn=_required(environ, "ALERT_TOPIC_ARN"),
             alert_history_retention=_days(environ, "ALERT_HISTORY_DAYS"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySettings:
+    table_name: str
+    allowed_origin: str  # the dashboard's origin for CORS; "*" when the template's parameter is empty
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> QuerySettings:
+        environ = os.environ if environ is None else environ
+        return cls(table_name=_required(environ, "TABLE_NAME"), allowed_origin=_required(environ, "ALLOWED_ORIGIN"))

@@ -26,12 +26,15 @@ class UnprocessedItemsError(ClientError):
         )
 
 
-def batch_get(client: Any, table_name: str, keys: Sequence[items.Key]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Consistent reads of `keys`; returns deserialized items by (pk, sk), absent keys left out."""
+def batch_get(
+    client: Any, table_name: str, keys: Sequence[items.Key], *, consistent: bool = True
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Reads of `keys` (strongly consistent unless `consistent=False`, which costs half the read
+    units); returns deserialized items by (pk, sk), absent keys left out."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for start in range(0, len(keys), BATCH_GET_LIMIT):
         request: dict[str, Any] = {
-            table_name: {"Keys": list(keys[start : start + BATCH_GET_LIMIT]), "ConsistentRead": True}
+            table_name: {"Keys": list(keys[start : start + BATCH_GET_LIMIT]), "ConsistentRead": consistent}
         }
         for attempt in range(_ATTEMPTS):
             response = client.batch_get_item(RequestItems=request)

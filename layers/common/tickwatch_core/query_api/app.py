@@ -1,0 +1,383 @@
+"""The query API's routes on one Powertools resolver (see the package docstring).
+
+Routes validate their input with pydantic (Powertools' data validation), read through
+`MarketReader` and `RuleStore`, and answer exact JSON (`exact_json`). Every failure is an `ApiError`
+or turned into one here, so a client always gets `{"error": {...}, "request_id"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Annotated, Any, Literal
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from botocore.exceptions import ClientError
+
+from tickwatch_core import exact_json, indicators
+from tickwatch_core.aws import AwsClients
+from tickwatch_core.config import QuerySettings
+from tickwatch_core.indicators import BarPoint, Indicator
+from tickwatch_core.intervals import INTERVALS, OhlcvBar, aggregate, interval_start
+from tickwatch_core.market_reader import MarketReader
+from tickwatch_core.query_api import models
+from tickwatch_core.query_api.errors import ApiError, invalid, not_found
+from tickwatch_core.query_api.views import (
+    alert_view,
+    bar_view,
+    decode_cursor,
+    encode_cursor,
+    quote_view,
+    rule_view,
+)
+from tickwatch_core.rule_store import RuleExistsError, RuleStore, UnknownRuleError
+from tickwatch_core.rules import (
+    SYMBOL_PATTERN,
+    Direction,
+    parse_duration,
+    parse_threshold,
+    split_rule_id,
+    validate_symbol,
+)
+
+logger = Logger(child=True)
+
+MAX_BARS = 1000
+DEFAULT_BARS_SPAN = timedelta(hours=2)
+MAX_MINUTE_BARS_SPAN = timedelta(days=31)
+MAX_SPAN = timedelta(days=366)
+DEFAULT_ALERTS = 50
+MAX_ALERTS = 500
+RETRY_AFTER_SECONDS = 1
+_THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+_SYMBOL = SYMBOL_PATTERN.pattern
+API_KEY_SCHEME = "apiKey"
+
+
+@dataclass
+class QueryService:
+    """What the routes read and write: the market table, through clients created once."""
+
+    settings: QuerySettings
+    clients: AwsClients = field(default_factory=AwsClients)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def reader(self) -> MarketReader:
+        return MarketReader(self.clients.dynamodb, self.settings.table_name)
+
+    @property
+    def rules(self) -> RuleStore:
+        return RuleStore(self.clients.dynamodb, self.settings.table_name, clock=self.clock)
+
+
+def _json(payload: Any, status: int = HTTPStatus.OK, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, "application/json", exact_json.dumps(payload), headers=headers)
+
+
+def _answers(model: type, description: str, *errors: int) -> dict[int, Any]:
+    """The OpenAPI responses of a route: its success model and the error shape for each error."""
+    responses: dict[int, Any] = {200: {"description": description, "content": {"application/json": {"model": model}}}}
+    for status in (*errors, 503, 500):
+        responses[status] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"model": models.ErrorOut}},
+        }
+    return responses
+
+
+def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGatewayRestResolver:
+    """The resolver with every route of the query API, reading through `service`."""
+    app = APIGatewayRestResolver(
+        enable_validation=True,
+        cors=CORSConfig(allow_origin=allowed_origin, allow_headers=["x-api-key"], max_age=600),
+    )
+    security = [{API_KEY_SCHEME: []}]
+    # Routes carry no return annotation: Powertools would validate the answer against it, and they
+    # return ready exact JSON (their OpenAPI answers are declared with `responses=` instead).
+
+    def request_id() -> str | None:
+        try:
+            return app.current_event.request_context.request_id
+        except (AttributeError, KeyError, TypeError):
+            return None
+
+    # -- quotes ---------------------------------------------------------------------------------
+
+    @app.get("/quotes", summary="The latest quote of every symbol", responses=_answers(models.QuotesOut, "Quotes"))
+    def list_quotes():
+        return _json({"quotes": [quote_view(quote) for quote in service.reader.quotes()]})
+
+    @app.get(
+        "/quotes/<symbol>",
+        summary="The latest quote of one symbol",
+        responses=_answers(models.QuoteOut, "The quote", 404, 422),
+    )
+    def get_quote(symbol: Annotated[str, Path(pattern=_SYMBOL)]):
+        quote = service.reader.quote(symbol)
+        if quote is None:
+            raise not_found("symbol", f"no quote for {symbol}")
+        return _json(quote_view(quote))
+
+    # -- bars -----------------------------------------------------------------------------------
+
+    @app.get(
+        "/bars/<symbol>",
+        summary="OHLCV bars of one symbol, oldest first, with indicators",
+        responses=_answers(models.BarsOut, "A page of bars", 422),
+    )
+    def get_bars(
+        symbol: Annotated[str, Path(pattern=_SYMBOL)],
+        interval: Annotated[Literal["1m", "5m", "15m", "1h", "1d"], Query()] = "1m",
+        from_: Annotated[datetime | None, Query(alias="from", description="RFC 3339; default: `to` - 2 h")] = None,
+        to: Annotated[datetime | None, Query(description="RFC 3339, exclusive; default: now")] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_BARS)] = MAX_BARS,
+        indicators_: Annotated[
+            str | None,
+            Query(alias="indicators", description="comma-separated: sma:20,ema:12,vwap,rsi:14,bollinger:20:2"),
+        ] = None,
+        cursor: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+    ):
+        if cursor is not None:
+            page = decode_cursor(cursor, "bars")
+            if page.get("symbol") != symbol:
+                raise invalid("cursor", "cursor belongs to another symbol")
+            interval, limit, indicators_ = page["interval"], page["limit"], page["indicators"]
+            from_, to = datetime.fromisoformat(page["from"]), datetime.fromisoformat(page["to"])
+        length = INTERVALS[interval]
+        end = _aware(to, "to") if to is not None else service.clock()
+        start = _aware(from_, "from") if from_ is not None else end - DEFAULT_BARS_SPAN
+        if start >= end:
+            raise invalid("from", "from must be before to")
+        if interval == "1m" and end - start > MAX_MINUTE_BARS_SPAN:
+            raise invalid("from", "a range of 1m bars is at most 31 days: page through it, or ask for 5m or longer")
+        if end - start > MAX_SPAN:
+            raise invalid("from", "a range of bars is at most 366 days")
+        requested = _parse_indicators(indicators_)
+
+        first = interval_start(start, length)
+        if first < start:
+            first += length  # bars start at or after `from`
+        page_end = min(end, first + limit * length)
+        read_from = first - max([0, *(i.warmup_bars for i in requested)]) * length
+        if any(i.name == "vwap" for i in requested):
+            read_from = min(read_from, interval_start(first, INTERVALS["1d"]))
+        bars = aggregate(service.reader.minute_bars(symbol, read_from, page_end), length)
+        shown = [index for index, bar in enumerate(bars) if bar.start >= first]
+        views = [bar_view(bars[index]) for index in shown]
+        if requested:
+            points = [_point(bar) for bar in bars]
+            for indicator in requested:
+                values = indicators.compute(indicator, points)
+                for view, index in zip(views, shown, strict=True):
+                    view[indicator.key] = values[index]
+        following = None
+        if page_end < end:
+            following = encode_cursor(
+                {
+                    "kind": "bars",
+                    "symbol": symbol,
+                    "interval": interval,
+                    "limit": limit,
+                    "indicators": indicators_,
+                    "from": page_end.isoformat(),
+                    "to": end.isoformat(),
+                }
+            )
+        return _json(
+            {"symbol": symbol, "interval": interval, "from": first, "to": page_end, "bars": views, "next": following}
+        )
+
+    # -- alerts ---------------------------------------------------------------------------------
+
+    @app.get(
+        "/alerts", summary="Alert history, newest first", responses=_answers(models.AlertsOut, "A page of alerts", 422)
+    )
+    def list_alerts(
+        symbol: Annotated[str | None, Query(pattern=_SYMBOL)] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_ALERTS)] = DEFAULT_ALERTS,
+        before: Annotated[datetime | None, Query(description="RFC 3339: only alerts fired before")] = None,
+        cursor: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+    ):
+        start_key = None
+        if cursor is not None:
+            page = decode_cursor(cursor, "alerts")
+            symbol, limit, start_key = page.get("symbol"), page["limit"], page["key"]
+            before = datetime.fromisoformat(page["before"]) if page.get("before") else None
+        before = _aware(before, "before") if before is not None else None
+        result = service.reader.alerts(symbol=symbol, limit=limit, before=before, start_key=start_key)
+        following = None
+        if result.next_key is not None:
+            following = encode_cursor(
+                {
+                    "kind": "alerts",
+                    "symbol": symbol,
+                    "limit": limit,
+                    "before": before.isoformat() if before else None,
+                    "key": result.next_key,
+                }
+            )
+        return _json({"alerts": [alert_view(values) for values in result.alerts], "next": following})
+
+    # -- rules ----------------------------------------------------------------------------------
+
+    @app.get("/rules", summary="Alert rules, with their state", responses=_answers(models.RulesOut, "Rules", 422))
+    def list_rules(symbol: Annotated[str | None, Query(pattern=_SYMBOL)] = None):
+        return _json({"rules": [rule_view(stored) for stored in service.rules.list(symbol)]})
+
+    @app.post(
+        "/rules",
+        summary="Add a threshold rule (as tickwatch rules add)",
+        responses={**_answers(models.RuleOut, "The rule, armed", 409, 422), 201: {"description": "Created"}},
+    )
+    def add_rule(rule: Annotated[models.RuleIn, Body()]):
+        symbol = _checked("symbol", validate_symbol, rule.symbol)
+        threshold = _checked("threshold", parse_threshold, rule.threshold)
+        cooldown = _checked("cooldown", _cooldown, rule.cooldown)
+        try:
+            created = service.rules.add(symbol, Direction(rule.direction), threshold, cooldown=cooldown)
+        except RuleExistsError as error:
+            raise ApiError(HTTPStatus.CONFLICT, "conflict", str(error), field="threshold") from None
+        except ValueError as error:
+            raise invalid("rule", str(error)) from None
+        stored = next(s for s in service.rules.list(created.symbol) if s.rule.rule_id == created.rule_id)
+        return _json(rule_view(stored), HTTPStatus.CREATED)
+
+    @app.delete(
+        "/rules/<rule_id>",
+        summary="Remove a rule",
+        responses=_answers(models.DeletedRuleOut, "The removed rule", 404, 422),
+    )
+    def delete_rule(rule_id: Annotated[str, Path(max_length=64)]):
+        _checked("rule_id", split_rule_id, rule_id)
+        stored = next((s for s in service.rules.list(split_rule_id(rule_id)[0]) if s.rule.rule_id == rule_id), None)
+        try:
+            service.rules.remove(rule_id)
+        except UnknownRuleError:
+            raise not_found("rule_id", f"no rule {rule_id}") from None
+        return _json({"deleted": rule_view(stored) if stored else {"rule_id": rule_id}})
+
+    # -- documents ------------------------------------------------------------------------------
+
+    schema_arguments: dict[str, Any] = {
+        "title": "tickwatch query API",
+        "version": "1",
+        "description": "Quotes, bars with indicators, alert history and rules. Every route but the "
+        "documents needs an API key in the x-api-key header.",
+        "security_schemes": {API_KEY_SCHEME: APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        "security": security,
+    }
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document():
+        return Response(200, "application/json", app.get_openapi_json_schema(**schema_arguments))
+
+    app.enable_swagger(path="/docs", **schema_arguments)
+
+    # -- errors ---------------------------------------------------------------------------------
+
+    def answer(error: ApiError) -> Response:
+        return _json(error.body(request_id()), error.status, headers=error.headers or None)
+
+    @app.exception_handler(ApiError)
+    def api_error(error: ApiError) -> Response:
+        return answer(error)
+
+    @app.exception_handler(RequestValidationError)
+    def validation_error(error: RequestValidationError) -> Response:
+        return answer(_from_validation(error))
+
+    @app.not_found
+    def no_route(_: NotFoundError) -> Response:
+        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no route {app.current_event.path}"))
+
+    @app.exception_handler(ClientError)
+    def aws_error(error: ClientError) -> Response:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _THROTTLING:
+            return answer(
+                ApiError(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    "throttled",
+                    "the table is busy; retry after the Retry-After seconds",
+                    headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+                )
+            )
+        return unexpected(error)
+
+    @app.exception_handler(Exception)
+    def unexpected(error: Exception) -> Response:
+        logger.exception("query failed", request_id=request_id(), error_type=type(error).__name__)
+        return answer(
+            ApiError(
+                HTTPStatus.INTERNAL_SERVER_ERROR,
+                "internal",
+                f"something went wrong on our side; quote request id {request_id()} when you report it",
+            )
+        )
+
+    return app
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise invalid(name, f"{name} needs a time zone, like 2026-11-20T14:30:00Z")
+    return moment.astimezone(UTC)
+
+
+def _parse_indicators(text: str | None) -> list[Indicator]:
+    if not text:
+        return []
+    specs = [part for part in text.split(",") if part.strip()]
+    if len(specs) > 10:
+        raise invalid("indicators", "at most 10 indicators")
+    parsed = [_checked("indicators", Indicator.parse, spec) for spec in specs]
+    if len({i.key for i in parsed}) != len(parsed):
+        raise invalid("indicators", "an indicator is asked for twice")
+    return parsed
+
+
+def _point(bar: OhlcvBar) -> BarPoint:
+    return BarPoint(bar.start, float(bar.high), float(bar.low), float(bar.close), float(bar.volume))
+
+
+def _cooldown(value: int | str | None) -> timedelta | None:
+    if value is None:
+        return None
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("cooldown must be at least 1 second")
+        return timedelta(seconds=value)
+    return parse_duration(value)
+
+
+def _checked(field_name: str, check: Any, value: Any) -> Any:
+    try:
+        return check(value)
+    except ValueError as error:
+        raise invalid(field_name, str(error)) from None
+
+
+def _from_validation(error: RequestValidationError) -> ApiError:
+    """Powertools' validation errors as ours: the first problem, naming its field."""
+    problems = list(error.errors())
+    if not problems:
+        return invalid("request", "the request is not valid")
+    first = problems[0]
+    location = [str(part) for part in first.get("loc", ()) if part not in ("query", "path", "body", "header")]
+    field_name = location[0] if location else "body"
+    field_name = {"from_": "from", "indicators_": "indicators"}.get(field_name, field_name)
+    message = first.get("msg", "is not valid")
+    if first.get("type") == "json_invalid":
+        return invalid("body", "the body is not JSON")
+    return invalid(field_name, f"{field_name}: {message}")

@@ -1,0 +1,34 @@
+"""Every error of the query API as `{"error": {"code", "message", "field"?}, "request_id"}`."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+
+class ApiError(Exception):
+    """An answer other than success, with the field of the request it is about."""
+
+    def __init__(
+        self, status: HTTPStatus, code: str, message: str, *, field: str | None = None, headers: dict | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers or {}
+
+    def body(self, request_id: str | None) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.field is not None:
+            error["field"] = self.field
+        return {"error": error, "request_id": request_id}
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid_request", message, field=field)
+
+
+def not_found(field: str, message: str) -> ApiError:
+    return ApiError(HTTPStatus.NOT_FOUND, "not_found", message, field=field)

@@ -1,0 +1,92 @@
+"""Domain values as the query API's JSON objects, and its opaque page cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from decimal import Context, Decimal
+from typing import Any
+
+from tickwatch_core.intervals import OhlcvBar
+from tickwatch_core.items import StoredRule, parse_time
+from tickwatch_core.market import Quote
+from tickwatch_core.query_api.errors import invalid
+
+_PERCENT = Decimal("0.0001")
+_EXACT = Context(prec=60)
+
+
+def quote_view(quote: Quote) -> dict[str, Any]:
+    change = _EXACT.subtract(quote.price, quote.day_open)
+    change_pct = _EXACT.multiply(_EXACT.divide(change, quote.day_open), Decimal(100)).quantize(_PERCENT)
+    return {
+        "symbol": quote.symbol,
+        "price": quote.price,
+        "bid": quote.bid,
+        "ask": quote.ask,
+        "volume": quote.volume,
+        "at": quote.at,
+        "day": quote.day.isoformat(),
+        "day_open": quote.day_open,
+        "day_high": quote.day_high,
+        "day_low": quote.day_low,
+        "day_volume": quote.day_volume,
+        "change": change,
+        "change_pct": change_pct,
+    }
+
+
+def bar_view(bar: OhlcvBar) -> dict[str, Any]:
+    return {
+        "start": bar.start,
+        "open": bar.open,
+        "high": bar.high,
+        "low": bar.low,
+        "close": bar.close,
+        "volume": bar.volume,
+        "trades": bar.trades,
+    }
+
+
+def alert_view(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "alert_id": values["alert_id"],
+        "rule_id": values["rule_id"],
+        "symbol": values["symbol"],
+        "direction": values["direction"],
+        "threshold": values["threshold"],
+        "price": values["price"],
+        "fired_at": parse_time(values["fired_at"]),
+        "published_at": parse_time(values["published_at"]),
+    }
+
+
+def rule_view(stored: StoredRule) -> dict[str, Any]:
+    rule, state = stored.rule, stored.state
+    return {
+        "rule_id": rule.rule_id,
+        "symbol": rule.symbol,
+        "direction": rule.direction.value,
+        "threshold": rule.threshold,
+        "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
+        "armed": state.armed,
+        "last_fired_at": state.last_fired_at,
+        "created_at": stored.created_at,
+    }
+
+
+def encode_cursor(values: dict[str, Any]) -> str:
+    """An opaque token: what the next page needs, not meant to be read by clients."""
+    text = json.dumps(values, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str, kind: str) -> dict[str, Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        raise invalid("cursor", "cursor is not one this API gave out (pass the `next` of a page as it is)") from None
+    if not isinstance(values, dict) or values.get("kind") != kind:
+        raise invalid("cursor", f"cursor is not one of a {kind} page")
+    return values

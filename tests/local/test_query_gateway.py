@@ -1,0 +1,170 @@
+"""The query API over HTTP on the local stack: the gateway built from template.yaml in front of the
+same QueryFunction, with the key, the usage plan and CORS as API Gateway applies them."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from decimal import Decimal
+
+import pytest
+
+from tests.local.workload import run_workload
+from tickwatch.fetch.simulator import DEFAULT_SYMBOLS
+from tickwatch.local.gateway import RestGateway
+from tickwatch.local.stack import LocalStack, LocalStackOptions
+from tickwatch.template import Template
+
+SYMBOLS = dict(list(DEFAULT_SYMBOLS.items())[:3])
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("gateway")
+    stack = LocalStack(
+        LocalStackOptions(outbox=workdir / "outbox", kinesis_poll_interval=0.2, dynamodb_poll_interval=0.1)
+    ).start()
+    try:
+        run_workload(stack, workdir, symbols=SYMBOLS, ticks=600, rules=[], bad_records=[])
+        assert stack.wait_until_caught_up(timeout=60)
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _functions_reach_the_local_stack(local, monkeypatch):
+    # The handlers create their clients on first use, from the process's environment, which the
+    # suite's isolation resets for every test; the local stack's own process keeps it set.
+    monkeypatch.setenv("AWS_ENDPOINT_URL", local.endpoint_url)
+
+
+def request(url, *, method="GET", key=None, body=None, headers=None):
+    """(status, headers, parsed body) of one HTTP request."""
+    data = None if body is None else json.dumps(body).encode()
+    all_headers = {**({"x-api-key": key} if key else {}), **(headers or {})}
+    if data is not None:
+        all_headers["Content-Type"] = "application/json"
+    call = urllib.request.Request(url, data=data, method=method, headers=all_headers)
+    try:
+        with urllib.request.urlopen(call, timeout=10) as response:
+            status, response_headers, text = response.status, dict(response.headers), response.read().decode()
+    except urllib.error.HTTPError as error:
+        status, response_headers, text = error.code, dict(error.headers), error.read().decode()
+    return (
+        status,
+        {k.lower(): v for k, v in response_headers.items()},
+        (json.loads(text, parse_float=Decimal) if text.startswith(("{", "[")) else text),
+    )
+
+
+def urls(stack):
+    names = stack.names()
+    return names["QueryApiUrl"], names["QueryApiKey"]
+
+
+def test_the_stack_serves_the_api_under_its_stage_and_names_it(local):
+    url, key = urls(local)
+    assert url.startswith("http://127.0.0.1:")
+    assert url.endswith("/v1")
+    status, _, body = request(f"{url}/quotes", key=key)
+    assert status == 200
+    assert {quote["symbol"] for quote in body["quotes"]} == set(SYMBOLS)
+
+
+def test_a_missing_or_wrong_key_is_403_as_api_gateway_answers(local):
+    url, key = urls(local)
+    assert request(f"{url}/quotes")[::2] == (403, {"message": "Forbidden"})
+    assert request(f"{url}/quotes", key=key + "x")[::2] == (403, {"message": "Forbidden"})
+
+
+def test_the_documents_need_no_key(local):
+    url, _ = urls(local)
+    status, _, document = request(f"{url}/openapi.json")
+    assert status == 200
+    assert "/bars/{symbol}" in document["paths"]
+    status, headers, page = request(f"{url}/docs")
+    assert (status, headers["content-type"].split(";")[0]) == (200, "text/html")
+    assert "SwaggerUIBundle" in page
+
+
+def test_an_unknown_route_is_missing_authentication_token(local):
+    url, key = urls(local)
+    assert request(f"{url}/nothing", key=key)[::2] == (403, {"message": "Missing Authentication Token"})
+    assert request(url.removesuffix("/v1") + "/quotes", key=key)[0] == 403  # outside the stage
+
+
+def test_bars_page_over_http_and_errors_are_the_function_s_json(local):
+    url, key = urls(local)
+    symbol = next(iter(SYMBOLS))
+    status, _, first = request(
+        f"{url}/bars/{symbol}?limit=1&from=2000-01-01T00:00:00Z&to=2000-01-31T00:00:00Z", key=key
+    )
+    assert (status, first["bars"], first["next"] is not None) == (200, [], True)
+    status, _, error = request(f"{url}/bars/{symbol}?interval=7m", key=key)
+    assert status == 422
+    assert error["error"]["field"] == "interval"
+    assert error["request_id"]
+
+
+def test_a_rule_posted_over_http_fires_in_the_local_pipeline(local):
+    url, key = urls(local)
+    symbol, price = next(iter(SYMBOLS.items()))
+    status, _, rule = request(
+        f"{url}/rules",
+        method="POST",
+        key=key,
+        body={"symbol": symbol, "direction": "above", "threshold": str(price / 2)},
+    )
+    assert status == 201, rule
+    before = local.inbox.count()
+    workdir = local.options.outbox.parent
+    run_workload(local, workdir, symbols={symbol: price}, ticks=20, rules=[], bad_records=[])
+    assert local.wait_until_caught_up(timeout=60)
+    local.inbox.drain()
+    deadline = time.monotonic() + 10
+    while local.inbox.count() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert rule["rule_id"] in {alert.attributes.get("rule_id") for alert in local.inbox.received}
+    status, _, listed = request(f"{url}/rules?symbol={symbol}", key=key)
+    assert [r["armed"] for r in listed["rules"] if r["rule_id"] == rule["rule_id"]] == [False]
+
+
+def test_cors_preflight_and_answers_allow_the_dashboard_origin(local):
+    url, key = urls(local)
+    status, headers, _ = request(f"{url}/quotes", method="OPTIONS", headers={"Origin": "http://localhost:8080"})
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "*"
+    assert "x-api-key" in headers["access-control-allow-headers"]
+    assert "GET" in headers["access-control-allow-methods"]
+    _, headers, _ = request(f"{url}/quotes", key=key, headers={"Origin": "http://localhost:8080"})
+    assert headers["access-control-allow-origin"] == "*"
+
+
+def test_the_usage_plan_throttles_beyond_its_burst_with_429(local):
+    template = Template.load(
+        stack_name=local.template.stack_name, parameter_overrides={"ApiRateLimit": "1", "ApiBurstLimit": "3"}
+    )
+    moment = [0.0]
+    gateway = RestGateway(template, local.functions, api_logical_id="QueryApi", api_key="k", clock=lambda: moment[0])
+    gateway.start()
+    try:
+        statuses = [request(f"{gateway.url}/quotes", key="k")[0] for _ in range(5)]
+        assert statuses == [200, 200, 200, 429, 429]
+        assert request(f"{gateway.url}/quotes", key="k")[2] == {"message": "Too Many Requests"}
+        moment[0] += 1.0  # a second later, one more request is allowed
+        assert request(f"{gateway.url}/quotes", key="k")[0] == 200
+    finally:
+        gateway.stop()
+
+
+def test_the_monthly_quota_is_enforced_with_429_limit_exceeded(local):
+    template = Template.load(stack_name=local.template.stack_name, parameter_overrides={"ApiMonthlyQuota": "2"})
+    gateway = RestGateway(template, local.functions, api_logical_id="QueryApi", api_key="k").start()
+    try:
+        assert [request(f"{gateway.url}/quotes", key="k")[0] for _ in range(2)] == [200, 200]
+        assert request(f"{gateway.url}/quotes", key="k")[::2] == (429, {"message": "Limit Exceeded"})
+    finally:
+        gateway.stop()
