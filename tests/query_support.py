@@ -38,7 +38,13 @@ def route_of(method: str, path: str) -> tuple[str, dict[str, str]]:
 
 
 def call(
-    module: Any, method: str, path: str, *, query: dict[str, Any] | list | None = None, body: Any = None
+    module: Any,
+    method: str,
+    path: str,
+    *,
+    query: dict[str, Any] | list | None = None,
+    body: Any = None,
+    content_type: str = "application/json",
 ) -> Answer:
     """Invoke the handler module with the event API Gateway would send for this request."""
     pairs = list(query.items()) if isinstance(query, dict) else list(query or [])
@@ -50,7 +56,7 @@ def call(
         resource=resource,
         path_parameters=parameters,
         query=[(k, str(v)) for k, v in pairs],
-        headers={"Content-Type": "application/json"} if data is not None else {},
+        headers={"Content-Type": content_type} if data is not None else {},
         body=data,
         request_id="test-request",
     )

@@ -420,6 +420,13 @@ def test_a_bad_rule_is_422_naming_the_field(api, body, field):
     assert answer.json["error"]["field"] == field
 
 
+def test_a_body_sent_as_a_form_is_422_saying_to_send_json(api):
+    answer = call(api, "POST", "/rules", body={"symbol": "AAPL"}, content_type="application/x-www-form-urlencoded")
+    assert answer.status == 422
+    assert answer.json["error"]["field"] == "body"
+    assert "Content-Type: application/json" in answer.json["error"]["message"]
+
+
 def test_a_body_that_is_not_json_is_422(api):
     answer = call(api, "POST", "/rules", body=b"{not json")
     assert answer.status == 422

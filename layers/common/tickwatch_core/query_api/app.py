@@ -16,7 +16,10 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from botocore.exceptions import ClientError
@@ -290,8 +293,14 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
     def api_error(error: ApiError) -> Response:
         return answer(error)
 
-    @app.exception_handler(RequestValidationError)
-    def validation_error(error: RequestValidationError) -> Response:
+    @app.exception_handler([RequestValidationError, RequestUnsupportedContentType])
+    def validation_error(error: RequestValidationError | RequestUnsupportedContentType) -> Response:
+        content_type = (app.current_event.headers or {}).get("content-type", "") or ""
+        if app.current_event.body and content_type and not content_type.startswith("application/json"):
+            # `curl -d` says x-www-form-urlencoded: say what to send rather than which field is missing.
+            return answer(
+                invalid("body", f"send the body as JSON with Content-Type: application/json, not {content_type}")
+            )
         return answer(_from_validation(error))
 
     @app.not_found
