@@ -65,7 +65,7 @@ test: lint build ## lint, build, every test, then test-container (no AWS account
 	$(BIN)/pytest
 	$(MAKE) test-container
 
-test-container: install ## sam local invoke of every sample event in Docker against the local stack (installs Docker if missing)
+test-container: install ## sam local invoke of every sample event and sam local start-api of every route, in Docker against the local stack (installs Docker if missing)
 	TICKWATCH_CONTAINER_TESTS=1 $(BIN)/pytest tests/container
 
 clean: ## remove the environment and build output

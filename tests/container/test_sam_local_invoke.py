@@ -12,8 +12,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
 import subprocess
-from datetime import UTC, datetime
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -157,6 +161,87 @@ def test_alerts_quote_crossing_the_rule_is_published_once(built, stack):
     assert alert_history(stack) == ["AAPL-above-200"]
     stack.inbox.drain()
     assert [alert.attributes.get("rule_id") for alert in stack.inbox.received] == ["AAPL-above-200"]
+
+
+@pytest.fixture(scope="module")
+def api(built, stack, tmp_path_factory):
+    """`sam local start-api` on the built template, its QueryFunction reaching the local stack."""
+    image, template = built
+    port = free_port()
+    log = (tmp_path_factory.mktemp("start-api") / "sam.log").open("w")
+    server = subprocess.Popen(
+        [
+            str(SAM), "local", "start-api",
+            "--template-file", str(template),
+            "--env-vars", str(EVENTS / "env.json"),
+            "--invoke-image", image,
+            "--skip-pull-image",
+            "--region", "us-east-1",
+            "--host", "127.0.0.1",
+            "--port", str(port),
+        ],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                if http(f"{url}/openapi.json")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        else:
+            raise AssertionError(f"sam local start-api did not answer: {Path(log.name).read_text()[-3000:]}")
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def http(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, object]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"x-api-key": "local", **({"Content-Type": "application/json"} if data else {})}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_sam_local_start_api_serves_every_route_from_the_local_stack(api, stack):
+    # After the events above: quotes of the sample ticks, their bars, the AAPL rule and its alert.
+    status, body = http(f"{api}/quotes")
+    assert (status, {quote["symbol"] for quote in body["quotes"]}) == (200, quotes(stack))
+    assert http(f"{api}/quotes/AAPL")[0] == 200
+    assert http(f"{api}/quotes/ZZZZ")[0] == 404
+    dynamodb = stack.session.client("dynamodb")
+    items = dynamodb.scan(TableName=stack.names()["MarketTableName"])["Items"]
+    first_bar = min(
+        item["start"]["S"] for item in items if item["sk"]["S"].startswith("BAR#") and item["symbol"]["S"] == "AAPL"
+    )
+    day = datetime.fromisoformat(first_bar).replace(hour=0, minute=0, second=0, microsecond=0)
+    span = f"from={day:%Y-%m-%dT%H:%M:%SZ}&to={day + timedelta(days=1):%Y-%m-%dT%H:%M:%SZ}"
+    status, bars = http(f"{api}/bars/AAPL?{span}&interval=1h&indicators=vwap")
+    assert status == 200, bars
+    assert bars["bars"][0]["trades"] > 0
+    status, alerts = http(f"{api}/alerts?symbol=AAPL")
+    assert (status, [a["rule_id"] for a in alerts["alerts"]]) == (200, alert_history(stack))
+    assert [r["rule_id"] for r in http(f"{api}/rules")[1]["rules"]] == ["AAPL-above-200"]
+    created = http(f"{api}/rules", "POST", {"symbol": "MSFT", "direction": "below", "threshold": 300})
+    assert created == (201, {**created[1], "rule_id": "MSFT-below-300"})
+    assert http(f"{api}/rules/MSFT-below-300", "DELETE")[0] == 200
+    assert http(f"{api}/bars/AAPL?interval=2m")[0] == 422
+    assert http(f"{api}/openapi.json")[1]["openapi"].startswith("3.1")
 
 
 EXPECTED_ORDER = [
