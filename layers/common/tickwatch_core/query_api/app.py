@@ -178,9 +178,9 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         if requested:
             points = [_point(bar) for bar in bars]
             for indicator in requested:
-                values = indicators.compute(indicator, points)
+                values, key = indicators.compute(indicator, points), indicator.key
                 for view, index in zip(views, shown, strict=True):
-                    view[indicator.key] = values[index]
+                    view[key] = values[index]
         following = None
         if page_end < end:
             following = encode_cursor(
