@@ -1,4 +1,5 @@
-"""Make moto's Kinesis fast enough for long local runs.
+"""Make moto's Kinesis fast enough for long local runs, and its DynamoDB streams safe to write to
+from several threads.
 
 moto's `Shard.get_records` walks the shard from its first record on every call, and
 `Shard.put_record` copies every key to find the last sequence number, so each call costs as much
@@ -6,8 +7,15 @@ as the records stored so far, and a soak slows down quadratically. The walk also
 "OrderedDict mutated during iteration" when a put lands during it, and puts are not safe from
 concurrent requests (moto's own comment). This keeps a sorted list of each shard's sequence
 numbers beside moto's records: puts take the next number from its end, under a lock, and reads
-find their position by binary search. Only the local stack applies it (in-process, or in its moto
-server process); the tests of the functions use moto as it is.
+find their position by binary search.
+
+moto numbers a table's stream records by the length of its list before appending, so two writes at
+once (the processor writes items 16 at a time, the alerts function its rule states) can get the
+same number; a reader whose iterator follows the numbers then reads the same records again and
+again. Appends take a lock here.
+
+The local stack and the benchmark apply this (in-process, or in the moto server's process); the
+tests of the functions use moto as it is.
 """
 
 from __future__ import annotations
@@ -58,6 +66,17 @@ def apply() -> None:
 
     Shard.put_record = put_record
     Shard.get_records = get_records
+
+    from moto.dynamodb.models.table import StreamShard
+
+    original_add = StreamShard.add
+    stream_lock = threading.Lock()
+
+    def add(self: Any, old: Any, new: Any) -> None:
+        with stream_lock:
+            original_add(self, old, new)
+
+    StreamShard.add = add
     _APPLIED = True
 
 
