@@ -30,6 +30,13 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert burst["in_memory_fake"]["p50_ms"] > 0
     assert burst["modelled_aws_wait_ms"] > 0
     assert all(entry["median_ms"] > 0 for entry in report["cold_start"].values())
+    assert "QueryFunction" in report["cold_start"]
+    routes = {row["route"]: row for row in report["query_api"]}
+    assert routes["GET /quotes (100 symbols)"]["requests"] == {"dynamodb:BatchGetItem": 1, "dynamodb:Query": 1}
+    for row in routes.values():
+        assert row["in_memory_fake"]["p50_ms"] > 0
+        assert "dynamodb:Scan" not in row["requests"]
+        assert row["usd_per_million_requests"]["api_gateway"] == 3.5
     for row in report["cost"]:
         usd = row["usd_per_million_ticks"]
         parts = usd["lambda"] + usd["s3"] + usd["dynamodb"] + usd["sns"]
@@ -40,6 +47,7 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert "## Method" in markdown
     assert "Smoke run" in markdown
     assert "### 5. Cost per million ticks" in markdown
+    assert "### 6. Query API per route" in markdown
 
 
 def test_every_price_cites_its_page_and_date():

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, measure
+from tickwatch.bench import cost, measure, query
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -33,10 +33,11 @@ class Plan:
     cost_seconds: int
     cold_start_runs: int
     burst: tuple[int, int]  # alerts fired by one batch, runs
+    query_repeats: int  # requests per route and AWS stand-in
 
 
-FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5))
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1))
+FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30)
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +124,9 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
             measured = measure.run_workload(rate, symbol_count, plan.cost_seconds)
             rows.append(_cost_row(measured, ms_per_tick, alerts_cpu, memory_gb, architecture, prices))
     report["cost"] = rows
+
+    progress(f"6. query API: every route, {plan.query_repeats} requests each")
+    report["query_api"] = query.report(query.measure_routes(plan.query_repeats), prices, memory_gb, architecture)
     return report
 
 
@@ -312,6 +316,23 @@ def render_tables(report: dict[str, Any]) -> str:
             f"| {row['processor_seconds_per_invocation']} | {row['alerts_invocations_per_million']:,} "
             f"| {row['alerts_seconds_per_invocation']} | {row['dynamodb_write_units_per_million']:,} "
             f"| {row['alerts_per_million']:,} |"
+        )
+    lines += [
+        "",
+        "### 6. Query API per route (per request: handler time, DynamoDB requests and read units; "
+        "USD per million requests)",
+        "",
+        "| route | in-memory fake p50 / p95 | moto p50 / p95 | DynamoDB requests | read units | API Gateway | Lambda "
+        "| DynamoDB | total |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["query_api"]:
+        fake, moto, usd = row["in_memory_fake"], row["moto"], row["usd_per_million_requests"]
+        requests = ", ".join(f"{n:g} {op.split(':')[1]}" for op, n in row["requests"].items())
+        lines.append(
+            f"| {row['route']} | {fake['p50_ms']} / {fake['p95_ms']} ms | {moto['p50_ms']} / {moto['p95_ms']} ms "
+            f"| {requests} | {row['read_units']:g} | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} "
+            f"| {usd['dynamodb']:.2f} | **{usd['total']:.2f}** |"
         )
     return "\n".join(lines) + "\n"
 

@@ -127,3 +127,24 @@ def cost_per_million_ticks(
     costs["total_provisioned"] = kinesis_provisioned + lambda_cost + s3_cost + dynamodb_cost + sns_cost
     costs["total_on_demand"] = kinesis_on_demand + lambda_cost + s3_cost + dynamodb_cost + sns_cost
     return {name: round(value, 4) for name, value in costs.items()}
+
+
+def query_wait(requests_per_request: dict[str, float]) -> float:
+    """The query function's calls one after another (a page of a Query waits for the one before)."""
+    return sum(requests_per_request.values()) * LATENCY["default"]
+
+
+def query_cost_per_million(
+    seconds: float, read_units: float, memory_gb: float, prices: dict[str, Any], *, architecture: str = "arm64"
+) -> dict[str, float]:
+    """Dollars per million requests of one route: API Gateway, Lambda (a request and its time at
+    `memory_gb`), DynamoDB reads."""
+    lam = prices["lambda"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    costs = {
+        "api_gateway": prices["api_gateway"]["rest_requests_per_million"],
+        "lambda": lam["requests_per_million"] + seconds * memory_gb * gb_second * 1e6,
+        "dynamodb": read_units * prices["dynamodb"]["read_request_units_per_million"],
+    }
+    costs["total"] = sum(costs.values())
+    return {name: round(value, 4) for name, value in costs.items()}

@@ -91,15 +91,33 @@ class FakeDynamoDB:
         table[_key(Key)] = updated
         return {}
 
+    def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        item = self._table(TableName).get(_key(Key))
+        return {} if item is None else {"Item": dict(item)}
+
+    def delete_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
+        item = self._table(TableName).pop(_key(Key), None)
+        return {} if item is None else {"Attributes": item}
+
     def query(
         self,
         *,
         TableName: str,
         KeyConditionExpression: str,
         ExpressionAttributeValues: Mapping[str, Any],
+        IndexName: str | None = None,
+        ScanIndexForward: bool = True,
+        Limit: int | None = None,
+        ExclusiveStartKey: Mapping[str, Any] | None = None,
         **_: Any,
     ) -> dict[str, Any]:
+        """The key conditions the functions use, in key order; ProjectionExpression is ignored
+        (whole items come back), the ByKind index answers keys only, as it projects them."""
         values = ExpressionAttributeValues
+        if IndexName is not None:
+            return self._query_by_kind(
+                TableName, KeyConditionExpression, values, ScanIndexForward, Limit, ExclusiveStartKey
+            )
         pk = values[":pk"]["S"]
         if "begins_with(sk, :prefix)" in KeyConditionExpression:
             prefix = values[":prefix"]["S"]
@@ -107,10 +125,53 @@ class FakeDynamoDB:
         elif "sk BETWEEN :first AND :last" in KeyConditionExpression:
             first, last = values[":first"]["S"], values[":last"]["S"]
             keep = lambda sk: first <= sk <= last  # noqa: E731
+        elif "sk BETWEEN :lower AND :upper" in KeyConditionExpression:
+            lower, upper = values[":lower"]["S"], values[":upper"]["S"]
+            keep = lambda sk: lower <= sk <= upper  # noqa: E731
         else:
             raise NotImplementedError(f"key condition {KeyConditionExpression!r} is not supported")
         found = [item for (p, sk), item in sorted(self._table(TableName).items()) if p == pk and keep(sk)]
-        return {"Items": [dict(item) for item in found], "Count": len(found)}
+        if not ScanIndexForward:
+            found.reverse()
+        if ExclusiveStartKey is not None:
+            start = _key(ExclusiveStartKey)
+            found = [item for item in found if (_key(item) > start) == ScanIndexForward and _key(item) != start]
+        return _page(found, Limit, ("pk", "sk"))
+
+    def _query_by_kind(
+        self,
+        table: str,
+        condition: str,
+        values: Mapping[str, Any],
+        forward: bool,
+        limit: int | None,
+        start: Mapping[str, Any] | None,
+    ) -> dict[str, Any]:
+        kind = values[":kind"]["S"]
+        upper = values[":upper"]["S"] if "kind_key < :upper" in condition else None
+        found = sorted(
+            (
+                {name: item[name] for name in ("pk", "sk", "kind", "kind_key")}
+                for item in self._table(table).values()
+                if item.get("kind", {}).get("S") == kind and (upper is None or item["kind_key"]["S"] < upper)
+            ),
+            key=lambda item: (item["kind_key"]["S"], _key(item)),
+            reverse=not forward,
+        )
+        if start is not None:
+            position = (start["kind_key"]["S"], _key(start))
+            found = [
+                i for i in found if ((i["kind_key"]["S"], _key(i)) > position) == forward and _key(i) != _key(start)
+            ]
+        return _page(found, limit, ("pk", "sk", "kind", "kind_key"))
+
+
+def _page(found: list[dict[str, Any]], limit: int | None, key_names: tuple[str, ...]) -> dict[str, Any]:
+    page = found if limit is None else found[:limit]
+    answer: dict[str, Any] = {"Items": [dict(item) for item in page], "Count": len(page)}
+    if limit is not None and len(found) > limit:
+        answer["LastEvaluatedKey"] = {name: page[-1][name] for name in key_names}
+    return answer
 
 
 class FakeSNS:

@@ -161,7 +161,7 @@ class RequestCounter:
 
     requests: Counter[tuple[str, str]] = field(default_factory=Counter)
     write_units: int = 0
-    read_units: int = 0
+    read_units: float = 0.0
     quote_bytes: list[int] = field(default_factory=list)
 
     def attach(self, client: Any) -> Any:
@@ -170,11 +170,16 @@ class RequestCounter:
         client.meta.events.register("after-call", lambda **kwargs: self._after(service, **kwargs))
         return client
 
-    def _before(self, service: str, *, model: Any, params: dict[str, Any], **_: Any) -> None:
+    def _before(self, service: str, *, model: Any, params: dict[str, Any], context: dict, **_: Any) -> None:
         self.requests[(service, model.name)] += 1
         if service != "dynamodb":
             return
         body = json.loads(params.get("body") or b"{}")
+        # Reads cost half a unit per 4 KB unless strongly consistent (BatchGetItem: per table).
+        if model.name == "BatchGetItem":
+            context["tickwatch_consistent"] = any(r.get("ConsistentRead") for r in body["RequestItems"].values())
+        else:
+            context["tickwatch_consistent"] = bool(body.get("ConsistentRead"))
         if model.name == "PutItem":
             size = item_bytes(body["Item"])
             self.write_units += math.ceil(size / 1024)
@@ -186,14 +191,18 @@ class RequestCounter:
         elif model.name == "UpdateItem":
             self.write_units += 1  # rule items are well under 1 KB
 
-    def _after(self, service: str, *, model: Any, parsed: dict[str, Any], **_: Any) -> None:
+    def _after(self, service: str, *, model: Any, parsed: dict[str, Any], context: dict, **_: Any) -> None:
         if service != "dynamodb":
             return
+        share = 1.0 if context.get("tickwatch_consistent") else 0.5
         if model.name == "BatchGetItem":
             for found in parsed.get("Responses", {}).values():
-                self.read_units += sum(math.ceil(item_bytes(item) / 4096) for item in found)
+                self.read_units += share * sum(math.ceil(item_bytes(item) / 4096) for item in found)
         elif model.name == "Query":
-            self.read_units += max(1, math.ceil(sum(item_bytes(item) for item in parsed.get("Items", [])) / 4096))
+            size = sum(item_bytes(item) for item in parsed.get("Items", []))
+            self.read_units += share * max(1, math.ceil(size / 4096))
+        elif model.name == "GetItem":
+            self.read_units += share * max(1, math.ceil(item_bytes(parsed.get("Item", {})) / 4096))
 
     def by_operation(self) -> dict[str, int]:
         return {f"{service}:{operation}": count for (service, operation), count in sorted(self.requests.items())}
@@ -243,6 +252,10 @@ class Workload:
 def moto_pipeline() -> Iterator[tuple[Any, Template, ModuleType, ModuleType]]:
     """moto in-process with the template's resources, and both handlers loaded against it."""
     from moto import mock_aws
+
+    from tickwatch.local import moto_patches
+
+    moto_patches.apply()  # the functions write from several threads, which moto's streams do not expect
 
     # moto answers only the regional endpoints; botocore would otherwise send calls naming a
     # DynamoDB ARN to an account-based one. No credentials are needed, but botocore wants some.
@@ -435,11 +448,15 @@ def alerts_burst(firings: int, repeats: int) -> AlertsBurst:
             if run == 0:
                 burst.requests = counter.by_operation()
 
-            dynamodb = FakeDynamoDB()
-            for item in rules:
-                dynamodb.put_item(TableName=table, Item=item)
-            alerts.dispatcher.clients = AwsClients(s3=FakeS3(), dynamodb=dynamodb, sns=FakeSNS())
-            burst.seconds_fake.append(invoke(alerts, event)[1])
+            # Twice on fresh fakes, timing the second: the container's first invocation also pays
+            # for what it sets up once (the thread pools' threads, first calls into the SDK).
+            for _ in range(2):
+                dynamodb = FakeDynamoDB()
+                for item in rules:
+                    dynamodb.put_item(TableName=table, Item=item)
+                alerts.dispatcher.clients = AwsClients(s3=FakeS3(), dynamodb=dynamodb, sns=FakeSNS())
+                seconds = invoke(alerts, event)[1]
+            burst.seconds_fake.append(seconds)
     return burst
 
 
