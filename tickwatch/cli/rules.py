@@ -1,0 +1,157 @@
+"""`tickwatch rules` (add, list, remove) and the alert e-mails: subscribe, unsubscribe, subscriptions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import timedelta
+from typing import Any
+
+from tickwatch.cli.checks import _check_email, _check_symbol
+from tickwatch.cli.output import _time, format_table
+from tickwatch.resources import AwsContext, CliError, InputError
+from tickwatch_core.rule_store import RuleStore, UnknownRuleError
+from tickwatch_core.rules import Direction, format_decimal, format_duration, parse_threshold
+
+# --- rules --------------------------------------------------------------------------------------
+
+
+def _rule_store(context: AwsContext) -> RuleStore:
+    return RuleStore(context.client("dynamodb"), context.resource("table"))
+
+
+def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
+    direction, threshold = (Direction.ABOVE, args.above) if args.above is not None else (Direction.BELOW, args.below)
+    cooldown = timedelta(seconds=args.cooldown) if args.cooldown else None
+    # Check the input before looking up the stack, so a typo is reported as such.
+    _check_symbol(args.symbol)
+    try:
+        parse_threshold(threshold)
+        rule = _rule_store(context).add(args.symbol, direction, threshold, cooldown=cooldown)
+    except ValueError as error:  # including RuleExistsError
+        raise InputError(str(error)) from None
+    extra = f", cooldown {format_duration(rule.cooldown)}" if rule.cooldown else ""
+    print(f"added rule {rule.rule_id} ({rule.describe()}{extra}); it is armed")
+    return 0
+
+
+def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
+    if args.symbol:
+        _check_symbol(args.symbol)
+    stored = _rule_store(context).list(args.symbol)
+    if not stored:
+        print(
+            "no rules"
+            + (f" for {args.symbol}" if args.symbol else "")
+            + "; add one with: tickwatch rules add SYMBOL --above PRICE"
+        )
+        return 0
+    rows = [
+        (
+            entry.rule.rule_id,
+            entry.rule.symbol,
+            entry.rule.direction.value,
+            format_decimal(entry.rule.threshold),
+            format_duration(entry.rule.cooldown) if entry.rule.cooldown else "-",
+            "armed" if entry.state.armed else "disarmed",
+            _time(entry.state.last_fired_at) if entry.state.last_fired_at else "-",
+        )
+        for entry in stored
+    ]
+    print(format_table(("RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "STATE", "LAST FIRED"), rows))
+    return 0
+
+
+def command_rules_remove(args: argparse.Namespace, context: AwsContext) -> int:
+    try:
+        rule = _rule_store(context).remove(args.rule_id)
+    except (UnknownRuleError, ValueError) as error:
+        raise InputError(str(error)) from None
+    print(f"removed rule {rule.rule_id} ({rule.describe()})")
+    return 0
+
+
+# --- subscriptions ------------------------------------------------------------------------------
+
+
+def command_subscribe(args: argparse.Namespace, context: AwsContext) -> int:
+    email = _check_email(args.email)
+    symbols = [_check_symbol(s.strip()) for s in args.symbols.split(",") if s.strip()] if args.symbols else []
+    if args.symbols is not None and not symbols:
+        raise InputError("--symbols is empty; leave it out to receive alerts for every symbol")
+    topic_arn = context.resource("topic_arn")
+    sns = context.client("sns")
+    attributes = {}
+    if symbols:
+        attributes = {"FilterPolicy": json.dumps({"symbol": symbols}), "FilterPolicyScope": "MessageAttributes"}
+    existing = _email_subscription(sns, topic_arn, email)
+    if existing and existing["SubscriptionArn"] != "PendingConfirmation":
+        sns.set_subscription_attributes(
+            SubscriptionArn=existing["SubscriptionArn"],
+            AttributeName="FilterPolicy",
+            AttributeValue=attributes.get("FilterPolicy", "{}"),
+        )
+        print(f"{email} is already subscribed; it now receives alerts for {_symbols_text(symbols)}")
+        return 0
+    sns.subscribe(
+        TopicArn=topic_arn, Protocol="email", Endpoint=email, Attributes=attributes, ReturnSubscriptionArn=True
+    )
+    print(
+        f"subscribed {email} to alerts for {_symbols_text(symbols)}.\n"
+        "AWS has sent it a confirmation e-mail ('AWS Notification - Subscription Confirmation'): open it and "
+        "click 'Confirm subscription'. No alert is delivered before that; the link is valid for 3 days."
+    )
+    return 0
+
+
+def command_unsubscribe(args: argparse.Namespace, context: AwsContext) -> int:
+    email = _check_email(args.email)
+    sns = context.client("sns")
+    existing = _email_subscription(sns, context.resource("topic_arn"), email)
+    if existing is None:
+        raise InputError(f"{email} has no e-mail subscription to the alert topic")
+    if existing["SubscriptionArn"] == "PendingConfirmation":
+        raise CliError(
+            f"{email} has not confirmed its subscription yet; SNS cannot remove a pending subscription, "
+            "it lapses by itself 3 days after it was requested"
+        )
+    sns.unsubscribe(SubscriptionArn=existing["SubscriptionArn"])
+    print(f"unsubscribed {email}")
+    return 0
+
+
+def command_subscriptions(args: argparse.Namespace, context: AwsContext) -> int:
+    sns = context.client("sns")
+    rows = []
+    for subscription in _subscriptions(sns, context.resource("topic_arn")):
+        arn = subscription["SubscriptionArn"]
+        symbols = "all"
+        if arn != "PendingConfirmation" and arn.startswith("arn:"):
+            attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+            policy = json.loads(attributes.get("FilterPolicy") or "{}")
+            symbols = ",".join(policy.get("symbol", [])) or "all"
+        status = "pending confirmation" if arn == "PendingConfirmation" else "confirmed"
+        rows.append((subscription["Endpoint"], subscription["Protocol"], status, symbols))
+    if not rows:
+        print("no subscriptions; add one with: tickwatch subscribe EMAIL")
+        return 0
+    print(format_table(("ENDPOINT", "PROTOCOL", "STATUS", "SYMBOLS"), rows))
+    return 0
+
+
+def _subscriptions(sns: Any, topic_arn: str) -> list[dict]:
+    found = []
+    for page in sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn):
+        found += page.get("Subscriptions", [])
+    return found
+
+
+def _email_subscription(sns: Any, topic_arn: str, email: str) -> dict | None:
+    for subscription in _subscriptions(sns, topic_arn):
+        if subscription["Protocol"] == "email" and subscription["Endpoint"].lower() == email.lower():
+            return subscription
+    return None
+
+
+def _symbols_text(symbols: list[str]) -> str:
+    return ", ".join(symbols) if symbols else "every symbol"
