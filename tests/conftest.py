@@ -14,6 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from tickwatch.local import moto_patches
 from tickwatch.template import Template, create_resources
 
 # No credentials or region from the developer's machine may leak in, and nothing may reach AWS.
@@ -66,8 +67,11 @@ _shared_session: boto3.session.Session | None = None
 
 @pytest.fixture
 def aws() -> Iterator[boto3.session.Session]:
-    """An in-process moto AWS."""
+    """An in-process moto AWS, with the local stack's fixes of moto's races applied: the functions
+    write the table from several threads, and unpatched moto can then number two stream records
+    alike (tickwatch/local/moto_patches.py)."""
     global _shared_session
+    moto_patches.apply()
     with mock_aws():
         if _shared_session is None:
             _shared_session = boto3.session.Session(region_name="us-east-1")

@@ -14,8 +14,8 @@ once (the processor writes items 16 at a time, the alerts function its rule stat
 same number; a reader whose iterator follows the numbers then reads the same records again and
 again. Appends take a lock here.
 
-The local stack and the benchmark apply this (in-process, or in the moto server's process); the
-tests of the functions use moto as it is.
+The local stack, the benchmark and the tests' in-process moto apply this (in-process, or in the
+moto server's process).
 """
 
 from __future__ import annotations
