@@ -159,13 +159,11 @@ def test_bars_default_to_the_last_two_hours_of_one_minute_bars(api, aws, table):
     body = answer.json
     assert (body["interval"], body["from"], body["to"], body["next"]) == (
         "1m",
-        "2026-11-19T21:01:00Z",  # the first whole minute in the last two hours
+        "2026-11-19T21:00:00Z",  # the minute that holds `to` - 2 h
         "2026-11-19T23:00:30Z",
         None,
     )
-    window = [
-        b for b in stored if DAY + timedelta(hours=21, minutes=1) <= b.start < DAY + timedelta(hours=23, seconds=30)
-    ]
+    window = [b for b in stored if DAY + timedelta(hours=21) <= b.start < DAY + timedelta(hours=23, seconds=30)]
     expected = expected_aggregate(window, timedelta(minutes=1))
     assert body["bars"] == expected
 
@@ -274,7 +272,9 @@ def test_a_day_of_minute_bars_with_three_indicators_takes_at_most_two_dynamodb_p
     [
         ({"interval": "2m"}, "interval", "interval"),
         ({"from": "yesterday"}, "from", "from"),
-        ({"from": "2026-11-19T10:00:00"}, "from", "time zone"),
+        ({"from": "2026-11-19T10:00:00"}, "from", "with a zone"),
+        ({"from": "1700000000"}, "from", "RFC 3339"),
+        ({"from": "0001-01-02T00:00:00Z", "interval": "1d"}, "from", "between 1970 and 2100"),
         ({"from": "2026-11-19T10:00:00Z", "to": "2026-11-19T09:00:00Z"}, "from", "before to"),
         ({"from": "2026-10-01T00:00:00Z", "to": "2026-11-19T00:00:00Z"}, "from", "31 days"),
         ({"limit": "0"}, "limit", "limit"),
@@ -478,3 +478,147 @@ def test_the_docs_page_is_swagger_ui_served_from_the_bundle(api):
     assert "SwaggerUIBundle" in answer.text
     assert "cdn" not in answer.text.lower()
     assert '<script src="http' not in answer.text
+
+
+# -- what a review of the first version found --------------------------------------------------------
+
+
+def cursor_of(values: dict) -> str:
+    from tickwatch_core.query_api.views import encode_cursor
+
+    return encode_cursor(values)
+
+
+BARS_PAGE = {"kind": "bars", "symbol": "AAPL", "interval": "1m", "limit": 10, "indicators": None,
+             "from": "2026-11-19T00:00:00+00:00", "to": "2026-11-19T02:00:00+00:00"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"interval": None}, {"interval": "2m"}, {"limit": 0}, {"limit": 100000}, {"from": 5}, {"indicators": "macd:1"}],
+)
+def test_a_tampered_bars_cursor_is_422_not_a_crash_or_a_bigger_page(api, changes):
+    answer = call(api, "GET", "/bars/AAPL", query={"cursor": cursor_of({**BARS_PAGE, **changes})})
+    assert answer.status == 422, answer.text
+    assert answer.json["error"]["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        {"kind": "alerts", "symbol": None, "limit": 5, "before": None},
+        {"kind": "alerts", "symbol": None, "limit": 5, "before": None, "key": [1]},
+        {"kind": "alerts", "symbol": None, "limit": 100000, "before": None, "key": {"pk": "a", "sk": "b"}},
+        {"kind": "alerts", "symbol": "aapl!", "limit": 5, "before": None, "key": {"pk": "a", "sk": "b"}},
+    ],
+)
+def test_a_tampered_alerts_cursor_is_422(api, page):
+    answer = call(api, "GET", "/alerts", query={"cursor": cursor_of(page)})
+    assert answer.status == 422, answer.text
+    assert answer.json["error"]["field"] == "cursor"
+
+
+def test_a_cursor_goes_alone(api):
+    answer = call(api, "GET", "/bars/AAPL", query={"cursor": cursor_of(BARS_PAGE), "interval": "1d"})
+    assert answer.status == 422
+    assert "alone" in answer.json["error"]["message"]
+
+
+def test_a_body_that_is_not_utf8_is_422(api):
+    answer = call(api, "POST", "/rules", body=b"\xff\xfe{not text")
+    assert answer.status == 422, answer.text
+    assert answer.json["error"]["field"] == "body"
+
+
+@pytest.mark.parametrize("cooldown", [99999999999999, "99999999999d", True, 0, "400d"])
+def test_a_cooldown_out_of_range_is_422(api, cooldown):
+    answer = call(
+        api, "POST", "/rules", body={"symbol": "AAPL", "direction": "above", "threshold": 1, "cooldown": cooldown}
+    )
+    assert answer.status == 422, answer.text
+    assert answer.json["error"]["field"] == "cooldown"
+
+
+def test_a_threshold_sent_as_a_json_number_is_kept_digit_for_digit(api):
+    body = b'{"symbol": "AAPL", "direction": "above", "threshold": 123456789.123456789123}'
+    answer = call(api, "POST", "/rules", body=body)
+    assert answer.status == 201, answer.text
+    assert answer.json["rule_id"] == "AAPL-above-123456789.123456789123"
+    assert '"threshold":123456789.123456789123' in answer.text
+
+
+def store_session_bars(aws, table, days: int) -> list[Bar]:
+    """One-minute bars from 14:30 to 21:00 UTC on `days` days: nights without trades between."""
+    bars = []
+    for day in range(days):
+        bars += store_minute_bars(aws, table, "AAPL", DAY + timedelta(days=day, hours=14, minutes=30), 390, seed=day)
+    return bars
+
+
+def test_indicator_warm_up_counts_bars_across_quiet_hours(api, aws, table):
+    stored = store_session_bars(aws, table, 5)
+    answer = call(
+        api,
+        "GET",
+        "/bars/AAPL",
+        query={"interval": "1h", "from": "2026-11-23T14:00:00Z", "to": "2026-11-24T00:00:00Z", "indicators": "sma:5"},
+    )
+    hourly = expected_aggregate(stored, timedelta(hours=1))
+    closes = [float(bar["close"]) for bar in hourly]
+    starts = [bar["start"] for bar in hourly]
+    for bar in answer.json["bars"]:
+        index = starts.index(bar["start"])
+        assert float(bar["sma_5"]) == pytest.approx(sum(closes[index - 4 : index + 1]) / 5, abs=1e-6)
+
+
+def test_a_bar_that_starts_before_to_holds_its_whole_interval(api, aws, table):
+    store_minute_bars(aws, table, "AAPL", DAY, 30)
+    cut = call(
+        api, "GET", "/bars/AAPL", query={"interval": "5m", "from": "2026-11-19T00:00:00Z", "to": "2026-11-19T00:12:00Z"}
+    )
+    whole = call(
+        api, "GET", "/bars/AAPL", query={"interval": "5m", "from": "2026-11-19T00:00:00Z", "to": "2026-11-19T00:15:00Z"}
+    )
+    assert cut.json["bars"] == whole.json["bars"]
+
+
+def test_no_page_is_empty_while_later_bars_exist(api, aws, table):
+    stored = store_session_bars(aws, table, 2)
+    query, sizes = {"from": "2026-11-19T20:55:00Z", "to": "2026-11-20T15:00:00Z", "limit": 10}, []
+    while query:
+        answer = call(api, "GET", "/bars/AAPL", query=query)
+        sizes.append(len(answer.json["bars"]))
+        query = {"cursor": answer.json["next"]} if answer.json["next"] else None
+    expected = len(
+        [b for b in stored if datetime(2026, 11, 19, 20, 55, tzinfo=UTC) <= b.start < DAY + timedelta(hours=39)]
+    )
+    assert 0 not in sizes
+    assert sum(sizes) == expected
+
+
+def test_batch_reads_that_stay_unprocessed_are_503_with_retry_after(api, aws):
+    real = aws.client("dynamodb")
+
+    class HandsKeysBack:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def batch_get_item(self, **kwargs):
+            return {"Responses": {}, "UnprocessedKeys": kwargs["RequestItems"]}
+
+    api.service.clients = clients_for(aws, dynamodb=HandsKeysBack())
+    call(api, "POST", "/rules", body={"symbol": "AAPL", "direction": "above", "threshold": 1})
+    answer = call(api, "GET", "/rules")
+    assert answer.status == 503, answer.text
+    assert answer.headers["retry-after"] == "1"
+
+
+def test_a_bollinger_width_of_ten_is_named_as_written(api, aws, table):
+    store_minute_bars(aws, table, "AAPL", DAY, 30)
+    answer = call(
+        api,
+        "GET",
+        "/bars/AAPL",
+        query={"from": "2026-11-19T00:00:00Z", "to": "2026-11-19T00:30:00Z", "indicators": "bollinger:20:10"},
+    )
+    assert "bollinger_20_10" in answer.json["bars"][-1]

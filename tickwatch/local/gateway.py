@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from tickwatch.local.events import api_gateway_rest_event
 from tickwatch.local.functions import LocalFunction
@@ -44,8 +44,9 @@ class Route:
     pattern: re.Pattern[str]
 
     def match(self, path: str) -> dict[str, str] | None:
+        """Path parameters, percent-decoded as API Gateway passes them, or None."""
         found = self.pattern.match(path)
-        return None if found is None else found.groupdict()
+        return None if found is None else {name: unquote(value) for name, value in found.groupdict().items()}
 
 
 @dataclass(frozen=True)
@@ -266,12 +267,17 @@ def _handler_for(gateway: RestGateway) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                self._send(_gateway_message(400, "Bad Request"))
+                return
             if length > MAX_BODY:
                 self._send(_gateway_message(413, "Request Too Long"))
                 return
             body = self.rfile.read(length) if length else None
-            headers = dict(self.headers.items())
+            # A repeated header reaches the function joined, as API Gateway's single-value map has it.
+            headers = {name: ", ".join(self.headers.get_all(name) or []) for name in dict(self.headers.items())}
             self._send(gateway.handle(self.command, self.path, headers, body, self.client_address[0]))
 
         def _send(self, answer: Answer) -> None:

@@ -45,7 +45,10 @@ class Indicator:
     @property
     def key(self) -> str:
         """The name of its field on a bar: `sma_20`, `vwap`, `bollinger_20_2`."""
-        parts = [self.name, *(str(p) for p in (self.period, self.width) if p is not None)]
+        parts = [
+            self.name,
+            *(format(p, "f") if isinstance(p, Decimal) else str(p) for p in (self.period, self.width) if p is not None),
+        ]
         return "_".join(parts)
 
     @property

@@ -9,6 +9,7 @@ second, which the next request sees.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -50,9 +51,13 @@ class MarketReader:
 
     def minute_bars(self, symbol: str, start: datetime, end: datetime) -> list[OhlcvBar]:
         """The stored one-minute bars with start <= bar.start < end, oldest first."""
+        return list(self.iter_minute_bars(symbol, start, end))
+
+    def iter_minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[OhlcvBar]:
+        """The same, read a Query page at a time as the caller goes: stopping early reads no more."""
         last_minute = interval_start(end - _INSTANT, _MINUTE)  # the last minute that starts before `end`
         if last_minute < interval_start(start, _MINUTE):
-            return []
+            return
         arguments: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
@@ -65,12 +70,12 @@ class MarketReader:
             "ProjectionExpression": ", ".join(f"#{name}" for name in _BAR_ATTRIBUTES),
             "ExpressionAttributeNames": {f"#{name}": name for name in _BAR_ATTRIBUTES},
         }
-        bars: list[OhlcvBar] = []
         while True:
             response = self.client.query(**arguments)
-            bars += [_bar_from_item(item) for item in response.get("Items", [])]
+            for item in response.get("Items", []):
+                yield _bar_from_item(item)
             if "LastEvaluatedKey" not in response:
-                return bars
+                return
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def alerts(

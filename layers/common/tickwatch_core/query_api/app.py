@@ -7,9 +7,11 @@ or turned into one here, so a client always gets `{"error": {...}, "request_id"}
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
 
@@ -24,17 +26,15 @@ from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from botocore.exceptions import ClientError
 
-from tickwatch_core import exact_json, indicators
+from tickwatch_core import exact_json
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import QuerySettings
-from tickwatch_core.indicators import BarPoint, Indicator
-from tickwatch_core.intervals import INTERVALS, OhlcvBar, aggregate, interval_start
 from tickwatch_core.market_reader import MarketReader
 from tickwatch_core.query_api import models
+from tickwatch_core.query_api.bars import MAX_BARS, bars_page, bars_query, bars_query_from_cursor, parse_time
 from tickwatch_core.query_api.errors import ApiError, invalid, not_found
 from tickwatch_core.query_api.views import (
     alert_view,
-    bar_view,
     decode_cursor,
     encode_cursor,
     quote_view,
@@ -52,14 +52,17 @@ from tickwatch_core.rules import (
 
 logger = Logger(child=True)
 
-MAX_BARS = 1000
-DEFAULT_BARS_SPAN = timedelta(hours=2)
-MAX_MINUTE_BARS_SPAN = timedelta(days=31)
-MAX_SPAN = timedelta(days=366)
 DEFAULT_ALERTS = 50
+MAX_COOLDOWN = timedelta(days=366)
 MAX_ALERTS = 500
 RETRY_AFTER_SECONDS = 1
-_THROTTLING = {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+# UnprocessedItems: DynamoDB kept handing keys back through every retry of a batch read (throttling).
+_THROTTLING = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "UnprocessedItems",
+}
 _SYMBOL = SYMBOL_PATTERN.pattern
 API_KEY_SCHEME = "apiKey"
 
@@ -139,64 +142,31 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
     def get_bars(
         symbol: Annotated[str, Path(pattern=_SYMBOL)],
         interval: Annotated[Literal["1m", "5m", "15m", "1h", "1d"], Query()] = "1m",
-        from_: Annotated[datetime | None, Query(alias="from", description="RFC 3339; default: `to` - 2 h")] = None,
-        to: Annotated[datetime | None, Query(description="RFC 3339, exclusive; default: now")] = None,
+        from_: Annotated[
+            str | None, Query(alias="from", description="RFC 3339; default: `to` - 2 h (its interval on)")
+        ] = None,
+        to: Annotated[str | None, Query(description="RFC 3339: bars that start before it; default: now")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_BARS)] = MAX_BARS,
         indicators_: Annotated[
             str | None,
             Query(alias="indicators", description="comma-separated: sma:20,ema:12,vwap,rsi:14,bollinger:20:2"),
         ] = None,
-        cursor: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+        cursor: Annotated[str | None, Query(description="the `next` of the previous page, alone")] = None,
     ):
         if cursor is not None:
-            page = decode_cursor(cursor, "bars")
-            if page.get("symbol") != symbol:
-                raise invalid("cursor", "cursor belongs to another symbol")
-            interval, limit, indicators_ = page["interval"], page["limit"], page["indicators"]
-            from_, to = datetime.fromisoformat(page["from"]), datetime.fromisoformat(page["to"])
-        length = INTERVALS[interval]
-        end = _aware(to, "to") if to is not None else service.clock()
-        start = _aware(from_, "from") if from_ is not None else end - DEFAULT_BARS_SPAN
-        if start >= end:
-            raise invalid("from", "from must be before to")
-        if interval == "1m" and end - start > MAX_MINUTE_BARS_SPAN:
-            raise invalid("from", "a range of 1m bars is at most 31 days: page through it, or ask for 5m or longer")
-        if end - start > MAX_SPAN:
-            raise invalid("from", "a range of bars is at most 366 days")
-        requested = _parse_indicators(indicators_)
-
-        first = interval_start(start, length)
-        if first < start:
-            first += length  # bars start at or after `from`
-        page_end = min(end, first + limit * length)
-        read_from = first - max([0, *(i.warmup_bars for i in requested)]) * length
-        if any(i.name == "vwap" for i in requested):
-            read_from = min(read_from, interval_start(first, INTERVALS["1d"]))
-        bars = aggregate(service.reader.minute_bars(symbol, read_from, page_end), length)
-        shown = [index for index, bar in enumerate(bars) if bar.start >= first]
-        views = [bar_view(bars[index]) for index in shown]
-        if requested:
-            points = [_point(bar) for bar in bars]
-            for indicator in requested:
-                values, key = indicators.compute(indicator, points), indicator.key
-                for view, index in zip(views, shown, strict=True):
-                    view[key] = values[index]
-        following = None
-        if page_end < end:
-            following = encode_cursor(
-                {
-                    "kind": "bars",
-                    "symbol": symbol,
-                    "interval": interval,
-                    "limit": limit,
-                    "indicators": indicators_,
-                    "from": page_end.isoformat(),
-                    "to": end.isoformat(),
-                }
+            _cursor_alone()
+            query = bars_query_from_cursor(symbol, cursor, service.clock())
+        else:
+            query = bars_query(
+                symbol,
+                interval=interval,
+                from_text=from_,
+                to_text=to,
+                limit=limit,
+                indicators_text=indicators_,
+                now=service.clock(),
             )
-        return _json(
-            {"symbol": symbol, "interval": interval, "from": first, "to": page_end, "bars": views, "next": following}
-        )
+        return _json(bars_page(service.reader, query))
 
     # -- alerts ---------------------------------------------------------------------------------
 
@@ -206,16 +176,16 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
     def list_alerts(
         symbol: Annotated[str | None, Query(pattern=_SYMBOL)] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_ALERTS)] = DEFAULT_ALERTS,
-        before: Annotated[datetime | None, Query(description="RFC 3339: only alerts fired before")] = None,
-        cursor: Annotated[str | None, Query(description="the `next` of the previous page")] = None,
+        before: Annotated[str | None, Query(description="RFC 3339: only alerts fired before")] = None,
+        cursor: Annotated[str | None, Query(description="the `next` of the previous page, alone")] = None,
     ):
         start_key = None
         if cursor is not None:
-            page = decode_cursor(cursor, "alerts")
-            symbol, limit, start_key = page.get("symbol"), page["limit"], page["key"]
-            before = datetime.fromisoformat(page["before"]) if page.get("before") else None
-        before = _aware(before, "before") if before is not None else None
-        result = service.reader.alerts(symbol=symbol, limit=limit, before=before, start_key=start_key)
+            _cursor_alone()
+            symbol, limit, before_time, start_key = _alerts_cursor(cursor)
+        else:
+            before_time = parse_time("before", before) if before is not None else None
+        result = service.reader.alerts(symbol=symbol, limit=limit, before=before_time, start_key=start_key)
         following = None
         if result.next_key is not None:
             following = encode_cursor(
@@ -223,11 +193,16 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
                     "kind": "alerts",
                     "symbol": symbol,
                     "limit": limit,
-                    "before": before.isoformat() if before else None,
+                    "before": before_time.isoformat() if before_time else None,
                     "key": result.next_key,
                 }
             )
         return _json({"alerts": [alert_view(values) for values in result.alerts], "next": following})
+
+    def _cursor_alone() -> None:
+        others = set(app.current_event.query_string_parameters or {}) - {"cursor"}
+        if others:
+            raise invalid("cursor", f"pass cursor alone: the page it continues fixes {', '.join(sorted(others))}")
 
     # -- rules ----------------------------------------------------------------------------------
 
@@ -242,7 +217,9 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
     )
     def add_rule(rule: Annotated[models.RuleIn, Body()]):
         symbol = _checked("symbol", validate_symbol, rule.symbol)
-        threshold = _checked("threshold", parse_threshold, rule.threshold)
+        # Powertools parsed the body through floats; the threshold is read again, digit for digit.
+        raw = json.loads(app.current_event.decoded_body or "{}", parse_float=Decimal)
+        threshold = _checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
         cooldown = _checked("cooldown", _cooldown, rule.cooldown)
         try:
             created = service.rules.add(symbol, Direction(rule.direction), threshold, cooldown=cooldown)
@@ -303,6 +280,10 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
             )
         return answer(_from_validation(error))
 
+    @app.exception_handler(UnicodeDecodeError)
+    def not_text(_: UnicodeDecodeError) -> Response:
+        return answer(invalid("body", "the body is not UTF-8 text: send JSON"))
+
     @app.not_found
     def no_route(_: NotFoundError) -> Response:
         return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no route {app.current_event.path}"))
@@ -338,36 +319,38 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None:
-        raise invalid(name, f"{name} needs a time zone, like 2026-11-20T14:30:00Z")
-    return moment.astimezone(UTC)
-
-
-def _parse_indicators(text: str | None) -> list[Indicator]:
-    if not text:
-        return []
-    specs = [part for part in text.split(",") if part.strip()]
-    if len(specs) > 10:
-        raise invalid("indicators", "at most 10 indicators")
-    parsed = [_checked("indicators", Indicator.parse, spec) for spec in specs]
-    if len({i.key for i in parsed}) != len(parsed):
-        raise invalid("indicators", "an indicator is asked for twice")
-    return parsed
-
-
-def _point(bar: OhlcvBar) -> BarPoint:
-    return BarPoint(bar.start, float(bar.high), float(bar.low), float(bar.close), float(bar.volume))
+def _alerts_cursor(cursor: str) -> tuple[str | None, int, datetime | None, dict[str, str]]:
+    """(symbol, limit, before, start key) of an alerts cursor, checked like the parameters it stands for."""
+    page = decode_cursor(cursor, "alerts")
+    symbol, limit, before, key = page.get("symbol"), page.get("limit"), page.get("before"), page.get("key")
+    valid = (
+        (symbol is None or (isinstance(symbol, str) and SYMBOL_PATTERN.match(symbol)))
+        and isinstance(limit, int)
+        and 1 <= limit <= MAX_ALERTS
+        and (before is None or isinstance(before, str))
+        and isinstance(key, dict)
+        and set(key) in ({"pk", "sk"}, {"pk", "sk", "kind", "kind_key"})
+        and all(isinstance(value, str) for value in key.values())
+    )
+    if not valid:
+        raise invalid("cursor", "cursor is not one this API gave out")
+    try:
+        before_time = parse_time("before", before) if before is not None else None
+    except ApiError:
+        raise invalid("cursor", "cursor is not one this API gave out") from None
+    return symbol, limit, before_time, key
 
 
 def _cooldown(value: int | str | None) -> timedelta | None:
     if value is None:
         return None
-    if isinstance(value, int):
-        if value < 1:
-            raise ValueError("cooldown must be at least 1 second")
-        return timedelta(seconds=value)
-    return parse_duration(value)
+    try:
+        cooldown = timedelta(seconds=value) if isinstance(value, int) else parse_duration(value)
+    except OverflowError:
+        cooldown = MAX_COOLDOWN + timedelta(seconds=1)
+    if not timedelta(seconds=1) <= cooldown <= MAX_COOLDOWN:
+        raise ValueError(f"cooldown must be between 1 second and {MAX_COOLDOWN.days} days")
+    return cooldown
 
 
 def _checked(field_name: str, check: Any, value: Any) -> Any:

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 
 Number = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 OptionalNumber = Annotated[Decimal | None, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]})]
@@ -24,7 +24,7 @@ class RuleIn(BaseModel):
     threshold: Annotated[Decimal | str, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]})] = Field(
         description="the price level, greater than zero"
     )
-    cooldown: int | str | None = Field(
+    cooldown: StrictInt | str | None = Field(
         default=None, description="seconds, or a duration like 15m: no re-arming until this long after an alert"
     )
 
