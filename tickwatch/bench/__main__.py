@@ -92,8 +92,8 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
     report["requests"] = _requests_report(workload)
     report["alerts_time"] = {
         "batches": len(workload.alerts_seconds),
-        "moto": _percentiles(workload.alerts_seconds),
-        "in_memory_fake": _percentiles(alerts_fake),
+        "moto": measure.percentiles_ms(workload.alerts_seconds),
+        "in_memory_fake": measure.percentiles_ms(alerts_fake),
     }
 
     firings, runs = plan.burst
@@ -103,8 +103,8 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
         "firings": burst.firings,
         "runs": runs,
         "requests": burst.requests,
-        "in_memory_fake": _percentiles(burst.seconds_fake),
-        "moto": _percentiles(burst.seconds_moto),
+        "in_memory_fake": measure.percentiles_ms(burst.seconds_fake),
+        "moto": measure.percentiles_ms(burst.seconds_moto),
         "modelled_aws_wait_ms": round(cost.alerts_wait(burst.requests) * 1000, 1),
     }
 
@@ -128,13 +128,6 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
     progress(f"6. query API: every route, {plan.query_repeats} requests each")
     report["query_api"] = query.report(query.measure_routes(plan.query_repeats), prices, memory_gb, architecture)
     return report
-
-
-def _percentiles(seconds: list[float]) -> dict[str, float]:
-    return {
-        "p50_ms": round(measure.percentile(seconds, 0.5) * 1000, 2),
-        "p95_ms": round(measure.percentile(seconds, 0.95) * 1000, 2),
-    }
 
 
 def _requests_report(workload: measure.Workload) -> dict[str, Any]:

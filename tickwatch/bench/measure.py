@@ -58,6 +58,11 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
 
 
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50 and p95 of durations, in milliseconds, as the report shows them."""
+    return {"p50_ms": round(percentile(seconds, 0.5) * 1000, 2), "p95_ms": round(percentile(seconds, 0.95) * 1000, 2)}
+
+
 class Context:
     """The Lambda context attributes Powertools reads."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from tickwatch.bench import cost
 from tickwatch.bench.fake_aws import FakeDynamoDB
-from tickwatch.bench.measure import RequestCounter, invoke, load_handler, moto_pipeline, percentile
+from tickwatch.bench.measure import RequestCounter, invoke, load_handler, moto_pipeline, percentiles_ms
 from tickwatch.local.events import api_gateway_rest_event
 from tickwatch.local.gateway import RestApi
 from tickwatch_core import items
@@ -106,8 +106,8 @@ def report(figures: dict[str, RouteFigures], prices: dict[str, Any], memory_gb: 
         rows.append(
             {
                 "route": label,
-                "in_memory_fake": _percentiles(route.seconds_fake),
-                "moto": _percentiles(route.seconds_moto),
+                "in_memory_fake": percentiles_ms(route.seconds_fake),
+                "moto": percentiles_ms(route.seconds_moto),
                 "requests": route.requests,
                 "read_units": round(route.read_units, 2),
                 "modelled_aws_wait_ms": round(wait * 1000, 1),
@@ -117,10 +117,6 @@ def report(figures: dict[str, RouteFigures], prices: dict[str, Any], memory_gb: 
             }
         )
     return rows
-
-
-def _percentiles(seconds: list[float]) -> dict[str, float]:
-    return {"p50_ms": round(percentile(seconds, 0.5) * 1000, 2), "p95_ms": round(percentile(seconds, 0.95) * 1000, 2)}
 
 
 def _event(routes: list, method: str, path: str, parameters: dict[str, str]) -> dict[str, Any]:

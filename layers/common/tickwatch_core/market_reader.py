@@ -49,12 +49,9 @@ class MarketReader:
         item = response.get("Item")
         return None if item is None else items.quote_from_values(items.deserialize(item))
 
-    def minute_bars(self, symbol: str, start: datetime, end: datetime) -> list[OhlcvBar]:
-        """The stored one-minute bars with start <= bar.start < end, oldest first."""
-        return list(self.iter_minute_bars(symbol, start, end))
-
     def iter_minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[OhlcvBar]:
-        """The same, read a Query page at a time as the caller goes: stopping early reads no more."""
+        """The stored one-minute bars with start <= bar.start < end, oldest first, read a Query page
+        at a time as the caller goes: stopping early reads no more."""
         last_minute = interval_start(end - _INSTANT, _MINUTE)  # the last minute that starts before `end`
         if last_minute < interval_start(start, _MINUTE):
             return

@@ -32,7 +32,7 @@ from tickwatch_core.config import QuerySettings
 from tickwatch_core.market_reader import MarketReader
 from tickwatch_core.query_api import models
 from tickwatch_core.query_api.bars import MAX_BARS, bars_page, bars_query, bars_query_from_cursor, parse_time
-from tickwatch_core.query_api.errors import ApiError, invalid, not_found
+from tickwatch_core.query_api.errors import ApiError, checked, invalid, not_found
 from tickwatch_core.query_api.views import (
     alert_view,
     decode_cursor,
@@ -216,11 +216,11 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         responses={**_answers(models.RuleOut, "The rule, armed", 409, 422), 201: {"description": "Created"}},
     )
     def add_rule(rule: Annotated[models.RuleIn, Body()]):
-        symbol = _checked("symbol", validate_symbol, rule.symbol)
+        symbol = checked("symbol", validate_symbol, rule.symbol)
         # Powertools parsed the body through floats; the threshold is read again, digit for digit.
         raw = json.loads(app.current_event.decoded_body or "{}", parse_float=Decimal)
-        threshold = _checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
-        cooldown = _checked("cooldown", _cooldown, rule.cooldown)
+        threshold = checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
+        cooldown = checked("cooldown", _cooldown, rule.cooldown)
         try:
             created = service.rules.add(symbol, Direction(rule.direction), threshold, cooldown=cooldown)
         except RuleExistsError as error:
@@ -236,7 +236,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         responses=_answers(models.DeletedRuleOut, "The removed rule", 404, 422),
     )
     def delete_rule(rule_id: Annotated[str, Path(max_length=64)]):
-        _checked("rule_id", split_rule_id, rule_id)
+        checked("rule_id", split_rule_id, rule_id)
         stored = next((s for s in service.rules.list(split_rule_id(rule_id)[0]) if s.rule.rule_id == rule_id), None)
         try:
             service.rules.remove(rule_id)
@@ -351,13 +351,6 @@ def _cooldown(value: int | str | None) -> timedelta | None:
     if not timedelta(seconds=1) <= cooldown <= MAX_COOLDOWN:
         raise ValueError(f"cooldown must be between 1 second and {MAX_COOLDOWN.days} days")
     return cooldown
-
-
-def _checked(field_name: str, check: Any, value: Any) -> Any:
-    try:
-        return check(value)
-    except ValueError as error:
-        raise invalid(field_name, str(error)) from None
 
 
 def _from_validation(error: RequestValidationError) -> ApiError:

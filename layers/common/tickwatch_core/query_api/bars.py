@@ -18,7 +18,7 @@ from tickwatch_core import indicators
 from tickwatch_core.indicators import BarPoint, Indicator
 from tickwatch_core.intervals import INTERVALS, OhlcvBar, aggregate, interval_start
 from tickwatch_core.market_reader import MarketReader
-from tickwatch_core.query_api.errors import ApiError, invalid
+from tickwatch_core.query_api.errors import ApiError, checked, invalid
 from tickwatch_core.query_api.views import bar_view, decode_cursor, encode_cursor
 from tickwatch_core.rules import SYMBOL_PATTERN
 
@@ -203,12 +203,7 @@ def _parse_indicators(text: str | None) -> tuple[Indicator, ...]:
     specs = [part for part in text.split(",") if part.strip()]
     if len(specs) > MAX_INDICATORS:
         raise invalid("indicators", f"at most {MAX_INDICATORS} indicators")
-    parsed = []
-    for spec in specs:
-        try:
-            parsed.append(Indicator.parse(spec))
-        except ValueError as error:
-            raise invalid("indicators", str(error)) from None
+    parsed = [checked("indicators", Indicator.parse, spec) for spec in specs]
     if len({indicator.key for indicator in parsed}) != len(parsed):
         raise invalid("indicators", "an indicator is asked for twice")
     return tuple(parsed)

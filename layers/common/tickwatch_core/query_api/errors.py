@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -32,3 +33,11 @@ def invalid(field: str, message: str) -> ApiError:
 
 def not_found(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.NOT_FOUND, "not_found", message, field=field)
+
+
+def checked(field: str, check: Callable[[Any], Any], value: Any) -> Any:
+    """`check(value)`, its ValueError turned into a 422 naming `field` (the domain's own message)."""
+    try:
+        return check(value)
+    except ValueError as error:
+        raise invalid(field, str(error)) from None
