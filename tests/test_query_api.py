@@ -469,6 +469,11 @@ def test_the_openapi_document_is_valid_and_covers_every_route_and_the_key(api):
         "cursor",
     }
     assert "422" in bars["responses"]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            assert operation["responses"]["422"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorOut"
+            }
 
 
 def test_the_docs_page_is_swagger_ui_served_from_the_bundle(api):

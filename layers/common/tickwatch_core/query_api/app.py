@@ -89,9 +89,10 @@ def _json(payload: Any, status: int = HTTPStatus.OK, headers: dict[str, str] | N
 
 
 def _answers(model: type, description: str, *errors: int) -> dict[int, Any]:
-    """The OpenAPI responses of a route: its success model and the error shape for each error."""
+    """The OpenAPI responses of a route: its success model and the error shape for each error.
+    422 is always ours: Powertools would otherwise document its own validation shape there."""
     responses: dict[int, Any] = {200: {"description": description, "content": {"application/json": {"model": model}}}}
-    for status in (*errors, 503, 500):
+    for status in (*errors, 422, 503, 500):
         responses[status] = {
             "description": HTTPStatus(status).phrase,
             "content": {"application/json": {"model": models.ErrorOut}},
