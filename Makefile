@@ -58,6 +58,8 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/ProcessorFunction/app.py" && \
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
 	  test -f "$$build_dir/build/QueryFunction/app.py" && \
+	  test -f "$$build_dir/build/LiveFunction/app.py" && \
+	  test -f "$$build_dir/build/BroadcastFunction/app.py" && \
 	  test -d "$$build_dir/build/CommonLayer/python/pydantic" && \
 	  echo "sam build: functions and CommonLayer built"
 

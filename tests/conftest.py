@@ -115,3 +115,19 @@ def query_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[Modu
     module = _import_handler("functions.query.app", stack.function_environment("QueryFunction"), monkeypatch)
     yield module
     sys.modules.pop("functions.query.app", None)
+
+
+@pytest.fixture
+def live_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """functions/live/app.py (the WebSocket routes) imported with the template's environment."""
+    module = _import_handler("functions.live.app", stack.function_environment("LiveFunction"), monkeypatch)
+    yield module
+    sys.modules.pop("functions.live.app", None)
+
+
+@pytest.fixture
+def broadcast_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """functions/broadcast/app.py imported with the template's environment."""
+    module = _import_handler("functions.broadcast.app", stack.function_environment("BroadcastFunction"), monkeypatch)
+    yield module
+    sys.modules.pop("functions.broadcast.app", None)

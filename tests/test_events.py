@@ -9,6 +9,8 @@ import pytest
 
 from tests.support import LambdaContext, list_objects, received_messages, scan_table, subscribe_queue
 from tickwatch.template import PhysicalResource, Template
+from tickwatch_core.aws import AwsClients
+from tickwatch_core.live.connections import ConnectionStore
 from tickwatch_core.rule_store import RuleStore
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
@@ -17,6 +19,8 @@ SCENARIOS = {
     "processor-batch-with-bad-records.json",
     "alerts-quote-crosses-rule.json",
     "alerts-quote-no-crossing.json",
+    "live-subscribe.json",
+    "broadcast-market-changes.json",
 }
 
 
@@ -71,12 +75,38 @@ def test_alerts_events_against_the_rule_aapl_above_200(aws, stack, alerts_app, n
         assert messages[0]["Subject"] == "tickwatch: AAPL rose to 200.04 (above 200)"
 
 
+def test_live_subscribe_event_follows_both_symbols(aws, stack, live_app):
+    event = load("live-subscribe.json")
+    store = ConnectionStore(AwsClients(dynamodb=aws.client("dynamodb")), stack.physical["ConnectionTable"].ref)
+    store.connect(event["requestContext"]["connectionId"])
+    response = live_app.lambda_handler(event, LambdaContext())
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"type": "subscribed", "symbols": ["AAPL", "MSFT"]}
+
+
+def test_broadcast_event_sends_one_update_with_the_quote_bar_and_alert(aws, stack, broadcast_app):
+    store = ConnectionStore(AwsClients(dynamodb=aws.client("dynamodb")), stack.physical["ConnectionTable"].ref)
+    store.connect("reader")
+    store.subscribe("reader", ["AAPL"])
+    posts = []
+    broadcast_app.broadcaster.post = lambda **post: posts.append(post)
+    assert broadcast_app.lambda_handler(load("broadcast-market-changes.json"), LambdaContext()) == {}
+    ((connection, data),) = [(post["ConnectionId"], json.loads(post["Data"])) for post in posts]
+    assert connection == "reader"
+    assert [q["price"] for q in data["quotes"]] == [200.04]
+    assert [(b["start"], b["close"], b["volume"]) for b in data["bars"]] == [("2026-11-20T14:30:00Z", 200.04, 18400)]
+    assert [(a["rule_id"], a["price"]) for a in data["alerts"]] == [("AAPL-above-200", 200.04)]
+
+
 def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
     """`sam local invoke --env-vars` only overrides variables the template declares."""
     env = load("env.json")
     template = Template.load()
-    for logical_id in ("RawBucket", "MarketTable"):
+    for logical_id in ("RawBucket", "MarketTable", "ConnectionTable", "LiveApi"):
         template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
+    template.physical["LiveStage"] = PhysicalResource(ref="live")
+    # Made up by the emulator at each start: `tickwatch local up` prints it as QueryApiUsagePlanId.
+    template.physical["QueryApiUsagePlan"] = PhysicalResource(ref=env["LiveFunction"]["USAGE_PLAN_ID"])
     template.physical["AlertTopic"] = PhysicalResource(
         ref=f"arn:aws:sns:{template.region}:{template.account_id}:{template.physical_name('AlertTopic')}"
     )
@@ -84,5 +114,5 @@ def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
         declared = template.function_environment(function)
         assert set(overrides) <= set(declared), function
         for name, value in overrides.items():
-            if name != "AWS_ENDPOINT_URL":
+            if name not in ("AWS_ENDPOINT_URL", "LIVE_API_ENDPOINT"):  # endpoints are the local ones
                 assert value == declared[name], (function, name)

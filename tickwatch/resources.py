@@ -60,6 +60,11 @@ OUTPUTS = {
     "processor_function": ("ProcessorFunctionName", "--processor-function"),
     "alerts_function": ("AlertsFunctionName", "--alerts-function"),
     "query_api_key_id": ("QueryApiKeyId", "--key-id"),
+    "query_api_url": ("QueryApiUrl", "--query-api-url"),
+    "live_api_url": ("LiveApiUrl", "--live-api-url"),
+    "dashboard_bucket": ("DashboardBucketName", "--dashboard-bucket"),
+    "dashboard_distribution": ("DashboardDistributionId", "--distribution-id"),
+    "dashboard_url": ("DashboardUrl", "--dashboard-url"),
 }
 
 

@@ -242,11 +242,12 @@ def _exists(create: Callable[[], Any], *codes: str) -> bool:
     return False
 
 
-def create_resources(template: Template, session: Any) -> dict[str, PhysicalResource]:
+def create_resources(template: Template, session: Any, *, api_key: str | None = None) -> dict[str, PhysicalResource]:
     """Create every data resource of the template with `session` (a boto3 session or client factory).
 
     `session.client(service)` must return clients for the emulator. Functions, layers and APIs are
     not created: the tests and the local stack run the handlers in-process, behind a local gateway.
+    `api_key` is the value of the APIs' keys (default: one moto makes up).
     """
     creators: list[tuple[str, Callable[[Template, str, Any], PhysicalResource]]] = [
         ("AWS::Kinesis::Stream", _create_stream),
@@ -257,14 +258,48 @@ def create_resources(template: Template, session: Any) -> dict[str, PhysicalReso
         ("AWS::S3::BucketPolicy", _create_bucket_policy),
         ("AWS::SNS::Subscription", _create_subscription),
     ]
+    # Served in-process (functions), by the local gateways (REST and WebSocket APIs) or by the
+    # local dashboard server (CloudFront): named, not created. A WebSocket stage's Ref is its name.
+    for resource_type in (
+        "AWS::Serverless::Function",
+        "AWS::Serverless::Api",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::CloudFront::Distribution",
+    ):
+        for logical_id in template.logical_ids(resource_type):
+            name = template.physical_name(logical_id)
+            template.physical[logical_id] = PhysicalResource(ref=name, attributes={"DomainName": f"{name}.local"})
+    for logical_id in template.logical_ids("AWS::ApiGatewayV2::Stage"):
+        stage_name = template.resolve(template.resources[logical_id]["Properties"]["StageName"])
+        template.physical[logical_id] = PhysicalResource(ref=str(stage_name))
     for resource_type, create in creators:
         for logical_id in template.logical_ids(resource_type):
             template.physical[logical_id] = create(template, logical_id, session)
-    # Served in-process (functions) or by the local gateway (REST APIs): named, not created.
-    for resource_type in ("AWS::Serverless::Function", "AWS::Serverless::Api"):
-        for logical_id in template.logical_ids(resource_type):
-            template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
+    for logical_id in template.logical_ids("AWS::Serverless::Api"):
+        _create_usage_plan(template, logical_id, session, api_key)
     return template.physical
+
+
+def _create_usage_plan(template: Template, api_id: str, session: Any, api_key: str | None) -> None:
+    """The usage plan and key SAM creates for an API with `Auth.UsagePlan` (PER_API), with SAM's
+    logical ids (`<Api>UsagePlan`, `<Api>ApiKey`): the local gateway serves the key's value, and the
+    WebSocket API's `$connect` reads the plan's keys as it does on AWS. Found again by name when the
+    emulator already has them."""
+    plan_settings = template.resources[api_id].get("Properties", {}).get("Auth", {}).get("UsagePlan", {})
+    if plan_settings.get("CreateUsagePlan") != "PER_API":
+        return
+    apigateway = session.client("apigateway")
+    plan_name, key_name = template.physical_name(f"{api_id}UsagePlan"), template.physical_name(f"{api_id}ApiKey")
+    plan = next((p for p in apigateway.get_usage_plans(limit=500)["items"] if p["name"] == plan_name), None)
+    if plan is None:
+        plan = apigateway.create_usage_plan(name=plan_name)
+    keys = apigateway.get_api_keys(nameQuery=key_name, includeValues=True, limit=500)["items"]
+    key = next((k for k in keys if k["name"] == key_name and api_key in (None, k["value"])), None)
+    if key is None:
+        key = apigateway.create_api_key(name=key_name, enabled=True, **({"value": api_key} if api_key else {}))
+        apigateway.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    template.physical[f"{api_id}UsagePlan"] = PhysicalResource(ref=plan["id"])
+    template.physical[f"{api_id}ApiKey"] = PhysicalResource(ref=key["id"], attributes={"Value": key["value"]})
 
 
 def _create_stream(template: Template, logical_id: str, session: Any) -> PhysicalResource:

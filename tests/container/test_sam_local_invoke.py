@@ -33,6 +33,8 @@ from tickwatch.local.container import (
 from tickwatch.local.run import DOCKER_BRIDGE_GATEWAY
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.template import Template
+from tickwatch_core.aws import AwsClients
+from tickwatch_core.live.connections import ConnectionStore
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.ticks import TickRejected, parse_tick
 
@@ -218,6 +220,23 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def test_live_subscribe_follows_both_symbols(built, stack):
+    event = json.loads((EVENTS / "live-subscribe.json").read_text())
+    table = stack.template.physical["ConnectionTable"].ref
+    ConnectionStore(AwsClients(dynamodb=stack.session.client("dynamodb")), table).connect(
+        event["requestContext"]["connectionId"]
+    )
+    response = invoke(built, "LiveFunction", "live-subscribe.json")
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"type": "subscribed", "symbols": ["AAPL", "MSFT"]}
+
+
+def test_broadcast_survives_a_connection_it_cannot_reach(built, stack):
+    # AAPL's follower (the connection above) has no WebSocket gateway here, so its post fails:
+    # counted and logged, and the batch still succeeds.
+    assert invoke(built, "BroadcastFunction", "broadcast-market-changes.json") == {}
+
+
 def test_sam_local_start_api_serves_every_route_from_the_local_stack(api, stack):
     # After the events above: quotes of the sample ticks, their bars, the AAPL rule and its alert.
     status, body = http(f"{api}/quotes")
@@ -249,4 +268,6 @@ EXPECTED_ORDER = [
     "processor-batch-with-bad-records.json",
     "alerts-quote-no-crossing.json",
     "alerts-quote-crosses-rule.json",
+    "live-subscribe.json",
+    "broadcast-market-changes.json",
 ]

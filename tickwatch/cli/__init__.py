@@ -4,7 +4,7 @@ Exit codes: 0 success, 1 a problem with AWS or the environment (one line says wh
 input (a bad symbol, threshold, e-mail address, rule id, provider or option).
 
 The parser is in parser.py; the commands are in fetch.py, local.py, rules.py (rules and e-mail
-subscriptions), failures.py (dlq) and reads.py (quotes, alerts, api-key).
+subscriptions), failures.py (dlq), reads.py (quotes, alerts, api-key) and dashboard.py (dashboard publish).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tickwatch.cli.dashboard import command_dashboard_publish
 from tickwatch.cli.failures import command_dlq_list, command_dlq_replay
 from tickwatch.cli.fetch import command_fetch
 from tickwatch.cli.local import command_local
@@ -51,11 +52,16 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
                 "processor_function",
                 "alerts_function",
                 "query_api_key_id",
+                "query_api_url",
+                "live_api_url",
+                "dashboard_bucket",
+                "dashboard_distribution",
+                "dashboard_url",
             )
         },
         session_factory=session_factory,
     )
-    subcommand = {"rules": "rules_command", "dlq": "dlq_command"}.get(args.command)
+    subcommand = {"rules": "rules_command", "dlq": "dlq_command", "dashboard": "dashboard_command"}.get(args.command)
     handler = COMMANDS[f"{args.command} {getattr(args, subcommand)}" if subcommand else args.command]
     try:
         return handler(args, context)
@@ -89,4 +95,5 @@ COMMANDS = {
     "quotes": command_quotes,
     "alerts": command_alerts,
     "api-key": command_api_key,
+    "dashboard publish": command_dashboard_publish,
 }

@@ -179,6 +179,21 @@ def build_parser() -> argparse.ArgumentParser:
         "QueryApiKeyId through API Gateway, or the key of a running `tickwatch local up`.",
     )
     api_key.add_argument("--key-id", dest="query_api_key_id", help="API key id (default: the stack's QueryApiKeyId)")
+
+    dashboard = commands.add_parser("dashboard", help="the live dashboard's site")
+    dashboard_commands = dashboard.add_subparsers(dest="dashboard_command", required=True, metavar="COMMAND")
+    publish = dashboard_commands.add_parser(
+        "publish",
+        parents=[aws],
+        help="upload the dashboard to the stack's CloudFront site",
+        description="Upload dashboard/ to the stack's DashboardBucket with a config.json naming its query API "
+        "and WebSocket API (never the key), and refresh CloudFront. The local stack serves the dashboard itself.",
+    )
+    publish.add_argument("--dashboard-bucket", help="bucket (default: the stack's DashboardBucketName)")
+    publish.add_argument("--distribution-id", dest="dashboard_distribution", help="default: DashboardDistributionId")
+    publish.add_argument("--query-api-url", help="default: the stack's QueryApiUrl")
+    publish.add_argument("--live-api-url", help="default: the stack's LiveApiUrl")
+    publish.add_argument("--dashboard-url", help="default: the stack's DashboardUrl")
     return parser
 
 

@@ -180,9 +180,10 @@ def _own_metric_state(container: ModuleType) -> None:
 def _stop_clients(container: ModuleType) -> None:
     """Stop every AwsClients the handler module holds (directly, or on its service objects)."""
     for value in list(vars(container).values()):
-        for candidate in (value, getattr(value, "clients", None)):
-            if isinstance(candidate, AwsClients):
-                candidate.stop()
+        # AwsClients answers any attribute with a client: never ask it for `.clients`.
+        candidate = value if isinstance(value, AwsClients) else getattr(value, "clients", None)
+        if isinstance(candidate, AwsClients):
+            candidate.stop()
 
 
 @contextmanager

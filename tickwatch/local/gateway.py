@@ -147,8 +147,10 @@ class RestGateway:
     ) -> None:
         self.api = RestApi.from_template(template, api_logical_id)
         self.functions = functions
-        self.api_key = api_key or secrets.token_urlsafe(30)
-        self.api_key_id = template.physical_name(f"{api_logical_id}ApiKey")
+        # The key create_resources made in the emulator (which the WebSocket API checks too).
+        created_key = template.physical.get(f"{api_logical_id}ApiKey")
+        self.api_key = api_key or (created_key.attributes["Value"] if created_key else secrets.token_urlsafe(30))
+        self.api_key_id = created_key.ref if created_key else template.physical_name(f"{api_logical_id}ApiKey")
         self.account = template.account_id
         self.bucket = (
             TokenBucket(self.api.rate_limit, self.api.burst_limit or int(self.api.rate_limit), clock)

@@ -143,6 +143,8 @@ def run_demo(
                     f"  query API {names['QueryApiUrl']}  key {names['QueryApiKey']}  docs {names['QueryApiUrl']}/docs"
                 )
                 screen.line(f"    curl -H 'x-api-key: {names['QueryApiKey']}' {names['QueryApiUrl']}/quotes")
+            if "DashboardUrl" in names:
+                screen.line(f"  live dashboard: {dashboard_link(names)}")
             if demo_rules:
                 store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
                 added = add_demo_rules(store, start_prices)
@@ -217,6 +219,11 @@ def _seconds(duration: float) -> str:
 # --- local up / down -----------------------------------------------------------------------------
 
 
+def dashboard_link(outputs: dict[str, str]) -> str:
+    """The dashboard's URL with the key in its fragment: the browser keeps it, no server sees it."""
+    return f"{outputs['DashboardUrl']}#key={outputs['QueryApiKey']}"
+
+
 def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str, str]) -> int:
     """Keep a local stack running until Ctrl-C, SIGTERM or `tickwatch local down`."""
     existing = LocalState.read()
@@ -232,7 +239,10 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
         options = LocalStackOptions(
             host=host,
             port=port,
-            api_port=port + 1 if port else 0,  # the query API next to the emulator
+            # The query API, the WebSocket API and the dashboard next to the emulator.
+            api_port=port + 1 if port else 0,
+            live_port=port + 2 if port else 0,
+            dashboard_port=port + 3 if port else 0,
             parameter_overrides=parameter_overrides,
             outbox=workdir / "outbox",
             print_alert=screen.alert,
@@ -241,7 +251,8 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             stack = LocalStack(options).start()
         except OSError as error:
             screen.line(
-                f"cannot listen on {host}:{port} (the emulator) or {port + 1} (the query API): {error.strerror}; "
+                f"cannot listen on {host}:{port} (the emulator) or {port + 1}-{port + 3} (the query API, the "
+                f"WebSocket API, the dashboard): {error.strerror}; "
                 "pass --port"
             )
             return 1
@@ -267,6 +278,8 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             if "QueryApiUrl" in state.outputs:
                 url, key = state.outputs["QueryApiUrl"], state.outputs["QueryApiKey"]
                 screen.line(f"query API: curl -H 'x-api-key: {key}' {url}/quotes  (or: tickwatch api-key)")
+            if "DashboardUrl" in state.outputs:
+                screen.line(f"live dashboard: {dashboard_link(state.outputs)}")
             screen.line("stop with Ctrl-C or: tickwatch local down")
             stop = threading.Event()
             with stop_on_signals(stop):

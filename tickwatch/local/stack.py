@@ -15,16 +15,19 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 
 from tickwatch.local import moto_patches
+from tickwatch.local.dashboard import DashboardServer, security_headers, site_config
 from tickwatch.local.event_sources import EventSourceMapping, stream_mappings
 from tickwatch.local.faults import FaultInjector, FaultPlan
 from tickwatch.local.functions import LocalFunction
 from tickwatch.local.gateway import RestApi, RestGateway
 from tickwatch.local.inbox import Inbox
+from tickwatch.local.websocket import WebSocketGateway
 from tickwatch.template import Template, create_resources
 from tickwatch_core.aws import add_client_customizer, remove_client_customizer
 
@@ -115,6 +118,12 @@ class MotoServer:
             self._server.stop()
 
 
+def _origin(url: str) -> str:
+    """scheme://host:port of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
 def _free_port(host: str) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -137,6 +146,8 @@ class LocalStackOptions:
     run_functions: bool = True  # False: resources and inbox only (the functions run elsewhere)
     api_port: int = 0  # the query API's gateway (0: any free port)
     api_key: str | None = None  # the local API key (default: a new random one)
+    live_port: int = 0  # the WebSocket API's gateway (0: any free port)
+    dashboard_port: int = 0  # the dashboard's site (0: any free port)
 
 
 class LocalStack:
@@ -153,6 +164,9 @@ class LocalStack:
         self._saved_environment: dict[str, str | None] = {}
         self.faults: FaultInjector | None = None
         self.gateways: dict[str, RestGateway] = {}
+        self.websockets: dict[str, WebSocketGateway] = {}
+        self.dashboard: DashboardServer | None = None
+        self._endpoint_rewrites: dict[str, str] = {}  # an AWS endpoint in the template -> the local one
 
     @property
     def endpoint_url(self) -> str:
@@ -175,15 +189,11 @@ class LocalStack:
         self.inbox = Inbox.subscribe(
             self.template, self.session, self.options.outbox, on_alert=self.options.print_alert
         )
+        if self.options.run_functions:
+            # First: the functions' environment points at these gateways' local endpoints.
+            self._serve_websockets()
         for function_id, settings in stream_mappings(self.template) if self.options.run_functions else ():
-            function = self.functions.get(function_id) or LocalFunction(
-                self.template,
-                function_id,
-                extra_environment={"AWS_ENDPOINT_URL": endpoint},
-                timeout=self.options.function_timeout,
-                before_invoke=self.faults.before_invoke if self.faults else None,
-            )
-            self.functions[function_id] = function
+            function = self._function(function_id, fault_injection=True)
             interval = (
                 self.options.kinesis_poll_interval
                 if settings.source == "Kinesis"
@@ -191,21 +201,16 @@ class LocalStack:
             )
             self.mappings.append(EventSourceMapping(settings, function, self.session, poll_interval=interval).start())
         if self.options.run_functions:
-            self._serve_apis(endpoint)
+            self._serve_apis()
+            self._serve_dashboard()
         self.inbox.start()
         return self
 
-    def _serve_apis(self, endpoint: str) -> None:
+    def _serve_apis(self) -> None:
         """Every REST API of the template behind a local gateway, its functions in-process."""
         for api_id in self.template.logical_ids("AWS::Serverless::Api"):
             for route in RestApi.from_template(self.template, api_id).routes:
-                if route.function not in self.functions:
-                    self.functions[route.function] = LocalFunction(
-                        self.template,
-                        route.function,
-                        extra_environment={"AWS_ENDPOINT_URL": endpoint},
-                        timeout=self.options.function_timeout,
-                    )
+                self._function(route.function)
             self.gateways[api_id] = RestGateway(
                 self.template,
                 self.functions,
@@ -214,6 +219,58 @@ class LocalStack:
                 host=self.options.host,
                 port=self.options.api_port,
             ).start()
+
+    def _serve_websockets(self) -> None:
+        """Every WebSocket API of the template behind a local gateway, its functions in-process.
+        Functions reach its management API where the template gives them the AWS endpoint."""
+        for api_id in self.template.logical_ids("AWS::ApiGatewayV2::Api"):
+            if self.template.resources[api_id]["Properties"].get("ProtocolType") != "WEBSOCKET":
+                continue
+            gateway = WebSocketGateway(
+                self.template,
+                self.functions,
+                api_logical_id=api_id,
+                host=self.options.host,
+                port=self.options.live_port,
+            )
+            self._endpoint_rewrites[f"https://{self._aws_host(api_id)}/{gateway.api.stage}"] = gateway.management_url
+            self.websockets[api_id] = gateway.start()
+            for route in gateway.api.routes.values():
+                self._function(route.function)
+
+    def _serve_dashboard(self) -> None:
+        """The dashboard's site, pointed at the local APIs, under the template's security headers."""
+        if "DashboardHeadersPolicy" not in self.template.resources or not self.websockets or not self.gateways:
+            return
+        origins = {f"https://{self._aws_host(api_id)}": _origin(rest.url) for api_id, rest in self.gateways.items()}
+        origins |= {f"wss://{self._aws_host(api_id)}": _origin(live.url) for api_id, live in self.websockets.items()}
+        query_api, live_api = next(iter(self.gateways.values())), next(iter(self.websockets.values()))
+        self.dashboard = DashboardServer(
+            site_config(query_api.url, live_api.url),
+            security_headers(self.template, origins),
+            host=self.options.host,
+            port=self.options.dashboard_port,
+        ).start()
+
+    def _aws_host(self, api_id: str) -> str:
+        """The host name of an API on AWS, as the template writes it into URLs."""
+        return f"{self.template.physical[api_id].ref}.execute-api.{self.template.region}.amazonaws.com"
+
+    def _function(self, function_id: str, *, fault_injection: bool = False) -> LocalFunction:
+        """The function, loaded once, with the emulator's endpoint and the local gateways' URLs."""
+        if function_id not in self.functions:
+            environment = {"AWS_ENDPOINT_URL": self.endpoint_url}
+            for name, value in self.template.function_environment(function_id).items():
+                if value in self._endpoint_rewrites:
+                    environment[name] = self._endpoint_rewrites[value]
+            self.functions[function_id] = LocalFunction(
+                self.template,
+                function_id,
+                extra_environment=environment,
+                timeout=self.options.function_timeout,
+                before_invoke=self.faults.before_invoke if self.faults and fault_injection else None,
+            )
+        return self.functions[function_id]
 
     def attach(self) -> LocalStack:
         """The functions of a stack already running at `options.endpoint_url`, to invoke here
@@ -244,11 +301,13 @@ class LocalStack:
         os.environ.update(local_environment)
         for name in cleared:
             os.environ.pop(name, None)
-        create_resources(self.template, self.session)
+        create_resources(self.template, self.session, api_key=self.options.api_key)
 
     def stop(self) -> None:
-        for gateway in self.gateways.values():
+        for gateway in [*self.gateways.values(), *self.websockets.values()]:
             gateway.stop()
+        if self.dashboard is not None:
+            self.dashboard.stop()
         for mapping in self.mappings:
             mapping.stop()
         if self.inbox:
@@ -276,6 +335,14 @@ class LocalStack:
             # Like the Outputs QueryApiUrl and QueryApiKeyId; locally the key's value itself.
             **{f"{api_id}Url": gateway.url for api_id, gateway in self.gateways.items()},
             **{f"{api_id}Key": gateway.api_key for api_id, gateway in self.gateways.items()},
+            # Made up by the emulator: for events/env.json's USAGE_PLAN_ID under `sam local invoke`.
+            **{
+                f"{api_id}UsagePlanId": physical[f"{api_id}UsagePlan"].ref
+                for api_id in self.gateways
+                if f"{api_id}UsagePlan" in physical
+            },
+            **{f"{api_id}Url": gateway.url for api_id, gateway in self.websockets.items()},
+            **({"DashboardUrl": self.dashboard.url} if self.dashboard else {}),
         }
 
     def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 1.5) -> bool:

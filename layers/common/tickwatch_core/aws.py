@@ -26,10 +26,12 @@ class ContainerStopped(RuntimeError):
 
 
 class AwsClients:
-    """Holds one client per service. `AwsClients(s3=fake)` injects a client for that service."""
+    """Holds one client per service, created on first use (with `options[service]` for
+    create_client). `AwsClients(s3=fake)` injects a client for that service."""
 
-    def __init__(self, **clients: Any) -> None:
+    def __init__(self, *, options: dict[str, dict[str, Any]] | None = None, **clients: Any) -> None:
         self._clients: dict[str, Any] = dict(clients)
+        self._options = options or {}  # create_client's endpoint_url and config, by service
         self._lock = threading.Lock()
         self._stopped = False
 
@@ -51,7 +53,7 @@ class AwsClients:
             with self._lock:
                 client = self._clients.get(service)
                 if client is None:
-                    client = self._clients[service] = create_client(service)
+                    client = self._clients[service] = create_client(service, **self._options.get(service, {}))
                     # Also refuse calls through a client a caller already holds (and botocore's retries).
                     client.meta.events.register("before-send", self._refuse_when_stopped)
         return client
@@ -74,10 +76,11 @@ def remove_client_customizer(customize: Callable[[Any], None]) -> None:
     _client_customizers.remove(customize)
 
 
-def create_client(service: str) -> Any:
-    """A client that honours AWS_ENDPOINT_URL when it is set (and not empty) for a local emulator."""
-    endpoint_url = os.environ.get("AWS_ENDPOINT_URL") or None
-    client = boto3.session.Session().client(service, endpoint_url=endpoint_url, config=CLIENT_CONFIG)
+def create_client(service: str, *, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG) -> Any:
+    """A client of `endpoint_url` if given, else of AWS_ENDPOINT_URL when it is set (and not empty)
+    for a local emulator, else of AWS."""
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
+    client = boto3.session.Session().client(service, endpoint_url=endpoint_url, config=config)
     for customize in _client_customizers:
         customize(client)
     return client

@@ -67,3 +67,31 @@ class QuerySettings:
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> QuerySettings:
         environ = os.environ if environ is None else environ
         return cls(table_name=_required(environ, "TABLE_NAME"), allowed_origin=_required(environ, "ALLOWED_ORIGIN"))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSettings:
+    connection_table_name: str
+    usage_plan_id: str  # the query API's usage plan: its keys open WebSocket connections too
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> LiveSettings:
+        environ = os.environ if environ is None else environ
+        return cls(
+            connection_table_name=_required(environ, "CONNECTION_TABLE_NAME"),
+            usage_plan_id=_required(environ, "USAGE_PLAN_ID"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastSettings:
+    connection_table_name: str
+    live_api_endpoint: str  # https://<api>.execute-api.<region>.amazonaws.com/<stage>: the management API
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> BroadcastSettings:
+        environ = os.environ if environ is None else environ
+        endpoint = _required(environ, "LIVE_API_ENDPOINT")
+        if not endpoint.startswith(("https://", "http://")):
+            raise ConfigurationError(f"environment variable LIVE_API_ENDPOINT={endpoint!r} is not an http(s) URL")
+        return cls(connection_table_name=_required(environ, "CONNECTION_TABLE_NAME"), live_api_endpoint=endpoint)

@@ -51,10 +51,13 @@ def batch_get(
 
 def batch_put(client: Any, table_name: str, new_items: Sequence[dict[str, Any]]) -> None:
     """Unconditional puts, 25 a call, retrying what DynamoDB hands back unprocessed."""
-    for start in range(0, len(new_items), BATCH_WRITE_LIMIT):
-        request: dict[str, Any] = {
-            table_name: [{"PutRequest": {"Item": item}} for item in new_items[start : start + BATCH_WRITE_LIMIT]]
-        }
+    batch_write(client, table_name, [{"PutRequest": {"Item": item}} for item in new_items])
+
+
+def batch_write(client: Any, table_name: str, requests: Sequence[dict[str, Any]]) -> None:
+    """Put and delete requests, 25 a call, retrying what DynamoDB hands back unprocessed."""
+    for start in range(0, len(requests), BATCH_WRITE_LIMIT):
+        request: dict[str, Any] = {table_name: list(requests[start : start + BATCH_WRITE_LIMIT])}
         for attempt in range(_ATTEMPTS):
             response = client.batch_write_item(RequestItems=request)
             request = response.get("UnprocessedItems") or {}
