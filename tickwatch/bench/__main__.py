@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, measure, query
+from tickwatch.bench import cost, live, measure, query
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -34,10 +34,11 @@ class Plan:
     cold_start_runs: int
     burst: tuple[int, int]  # alerts fired by one batch, runs
     query_repeats: int  # requests per route and AWS stand-in
+    broadcast_repeats: int  # broadcast batches per audience, and requests per WebSocket route
 
 
-FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30)
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2)
+FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30, 20)
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,6 +128,15 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
 
     progress(f"6. query API: every route, {plan.query_repeats} requests each")
     report["query_api"] = query.report(query.measure_routes(plan.query_repeats), prices, memory_gb, architecture)
+
+    progress(f"7. live dashboard: a broadcast to {live.CONNECTIONS:,} connections, {plan.broadcast_repeats} times")
+    report["live"] = live.report(
+        live.measure_broadcast(plan.broadcast_repeats),
+        live.measure_routes(plan.broadcast_repeats),
+        prices,
+        memory_gb,
+        architecture,
+    )
     return report
 
 
@@ -326,6 +336,39 @@ def render_tables(report: dict[str, Any]) -> str:
             f"| {row['route']} | {fake['p50_ms']} / {fake['p95_ms']} ms | {moto['p50_ms']} / {moto['p95_ms']} ms "
             f"| {requests} | {row['read_units']:g} | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} "
             f"| {usd['dynamodb']:.2f} | **{usd['total']:.2f}** |"
+        )
+    lines += [
+        "",
+        "### 7. Live dashboard: one broadcast batch (20 quotes, 20 bars, 2 alerts) to 1,000 connections "
+        "(USD per million messages pushed)",
+        "",
+        "| audience | handler on fakes p50 / p95 | PostToConnection per batch | Query per batch | message bytes p50 "
+        "/ max | modelled AWS wait | API Gateway | Lambda | total |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["live"]["audiences"]:
+        fake, usd = row["in_memory_fake"], row["usd_per_million_messages"]
+        lines.append(
+            f"| {row['audience']} | {fake['p50_ms']} / {fake['p95_ms']} ms | {row['post_to_connection_per_batch']:g} "
+            f"| {row['queries_per_batch']} | {row['message_bytes_p50']:,} / {row['message_bytes_max']:,} "
+            f"| {row['modelled_aws_wait_ms']} ms | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} "
+            f"| **{usd['total']:.2f}** |"
+        )
+    lines += [
+        "",
+        f"Connection minutes: USD {report['live']['connection_minutes_per_million_usd']:.2f} per million "
+        "(one dashboard open all day: 1,440 a day).",
+        "",
+        "| WebSocket route | handler on fakes p50 / p95 | read / write units | API Gateway | Lambda | DynamoDB "
+        "| total (USD per million) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["live"]["routes"]:
+        fake, usd = row["in_memory_fake"], row["usd_per_million"]
+        lines.append(
+            f"| {row['route']} | {fake['p50_ms']} / {fake['p95_ms']} ms | {row['read_units']:g} / "
+            f"{row['write_units']:g} | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} | {usd['dynamodb']:.2f} "
+            f"| **{usd['total']:.2f}** |"
         )
     return "\n".join(lines) + "\n"
 

@@ -148,3 +148,56 @@ def query_cost_per_million(
     }
     costs["total"] = sum(costs.values())
     return {name: round(value, 4) for name, value in costs.items()}
+
+
+def broadcast_wait(queries: float, posts: float, parallel: int = 32) -> float:
+    """The broadcast's Query per symbol, then its posts, each `parallel` at a time (broadcast.py)."""
+    return (math.ceil(queries / parallel) + math.ceil(posts / parallel)) * LATENCY["default"]
+
+
+def websocket_cost_per_million_messages(
+    seconds_per_batch: float,
+    messages_per_batch: float,
+    memory_gb: float,
+    prices: dict[str, Any],
+    *,
+    architecture: str = "arm64",
+) -> dict[str, float]:
+    """Dollars per million messages pushed to browsers: API Gateway's message charge (each message
+    under 32 KB is one) and the BroadcastFunction's invocations and time, shared by their messages.
+    Connection minutes are billed apart (per connection, whatever it receives)."""
+    lam = prices["lambda"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    batches_per_million = 1e6 / messages_per_batch
+    costs = {
+        "api_gateway": prices["api_gateway"]["websocket_messages_per_million"],
+        "lambda": batches_per_million * (lam["requests_per_million"] / 1e6 + seconds_per_batch * memory_gb * gb_second),
+    }
+    costs["total"] = sum(costs.values())
+    return {name: round(value, 4) for name, value in costs.items()}
+
+
+def websocket_route_cost_per_million(
+    cpu_seconds: float,
+    read_units: float,
+    write_units: float,
+    memory_gb: float,
+    prices: dict[str, Any],
+    *,
+    architecture: str = "arm64",
+) -> dict[str, float]:
+    """Dollars per million calls of one WebSocket route: its message (or connection) on API
+    Gateway, the LiveFunction's invocation (its own work plus one wait per table call), the
+    connection table's units."""
+    lam = prices["lambda"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    calls = math.ceil(read_units) + (1 if write_units else 0)
+    seconds = cpu_seconds + calls * LATENCY["default"]
+    costs = {
+        "api_gateway": prices["api_gateway"]["websocket_messages_per_million"],
+        "lambda": lam["requests_per_million"] + seconds * memory_gb * gb_second * 1e6,
+        "dynamodb": read_units * prices["dynamodb"]["read_request_units_per_million"]
+        + write_units * prices["dynamodb"]["write_request_units_per_million"],
+    }
+    costs["total"] = sum(costs.values())
+    return {name: round(value, 4) for name, value in costs.items()}

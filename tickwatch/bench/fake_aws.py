@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 _ASSIGNMENT = re.compile(r"^\s*(#?\w+)\s*=\s*(:\w+)\s*$")
 _COMPARISON = re.compile(r"^\s*(#?\w+)\s*=\s*(:\w+)\s*$")
+_SET_CHANGE = re.compile(r"^\s*(ADD|DELETE)\s+(#?\w+)\s+(:\w+)\s*$")
 _FUNCTION = re.compile(r"^\s*(attribute_exists|attribute_not_exists)\((#?\w+)\)\s*$")
 
 
@@ -29,12 +30,30 @@ class FakeS3:
         return {"ETag": f'"{uuid.uuid4().hex}"'}
 
 
+class _Table(dict):
+    """Items by (pk, sk), with each partition's sort keys kept, so a Query reads its partition only
+    (the broadcast's table holds 20,000 subscriptions, of which one Query wants 1,000)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[str, set[str]] = {}
+
+    def __setitem__(self, key: tuple[str, str], item: dict[str, Any]) -> None:
+        super().__setitem__(key, item)
+        self.partitions.setdefault(key[0], set()).add(key[1])
+
+    def pop(self, key: tuple[str, str], default: Any = None) -> Any:
+        if key in self:
+            self.partitions[key[0]].discard(key[1])
+        return super().pop(key, default)
+
+
 class FakeDynamoDB:
     def __init__(self) -> None:
-        self.tables: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+        self.tables: dict[str, _Table] = {}
 
-    def _table(self, name: str) -> dict[tuple[str, str], dict[str, Any]]:
-        return self.tables.setdefault(name, {})
+    def _table(self, name: str) -> _Table:
+        return self.tables.setdefault(name, _Table())
 
     def batch_get_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:
         responses = {}
@@ -62,6 +81,9 @@ class FakeDynamoDB:
     def batch_write_item(self, *, RequestItems: Mapping[str, Any]) -> dict[str, Any]:
         for table, requests in RequestItems.items():
             for request in requests:
+                if "DeleteRequest" in request:
+                    self._table(table).pop(_key(request["DeleteRequest"]["Key"]))
+                    continue
                 item = request["PutRequest"]["Item"]
                 self._table(table)[_key(item)] = dict(item)
         return {"UnprocessedItems": {}}
@@ -75,21 +97,33 @@ class FakeDynamoDB:
         ConditionExpression: str | None = None,
         ExpressionAttributeNames: Mapping[str, str] | None = None,
         ExpressionAttributeValues: Mapping[str, Any] | None = None,
+        ReturnValues: str = "NONE",
     ) -> dict[str, Any]:
         names, values = ExpressionAttributeNames or {}, ExpressionAttributeValues or {}
         table = self._table(TableName)
         current = table.get(_key(Key))
         _check(ConditionExpression, current, names, values, "UpdateItem")
         updated = dict(current or Key)
-        if not UpdateExpression.startswith("SET "):
-            raise NotImplementedError(f"only SET updates are supported, not {UpdateExpression!r}")
-        for assignment in UpdateExpression[4:].split(","):
-            match = _ASSIGNMENT.match(assignment)
-            if match is None:
-                raise NotImplementedError(f"assignment {assignment!r} is not supported")
-            updated[names.get(match.group(1), match.group(1))] = values[match.group(2)]
+        set_change = _SET_CHANGE.match(UpdateExpression)
+        if set_change:  # ADD or DELETE members of a string set
+            action, name, value = set_change.groups()
+            name = names.get(name, name)
+            members = set(updated.get(name, {}).get("SS", ()))
+            members = members | set(values[value]["SS"]) if action == "ADD" else members - set(values[value]["SS"])
+            if members:
+                updated[name] = {"SS": sorted(members)}
+            else:
+                updated.pop(name, None)
+        elif UpdateExpression.startswith("SET "):
+            for assignment in UpdateExpression[4:].split(","):
+                match = _ASSIGNMENT.match(assignment)
+                if match is None:
+                    raise NotImplementedError(f"assignment {assignment!r} is not supported")
+                updated[names.get(match.group(1), match.group(1))] = values[match.group(2)]
+        else:
+            raise NotImplementedError(f"update {UpdateExpression!r} is not supported")
         table[_key(Key)] = updated
-        return {}
+        return {"Attributes": dict(updated)} if ReturnValues == "ALL_NEW" else {}
 
     def get_item(self, *, TableName: str, Key: dict[str, Any], **_: Any) -> dict[str, Any]:
         item = self._table(TableName).get(_key(Key))
@@ -130,7 +164,8 @@ class FakeDynamoDB:
             keep = lambda sk: lower <= sk <= upper  # noqa: E731
         else:
             raise NotImplementedError(f"key condition {KeyConditionExpression!r} is not supported")
-        found = [item for (p, sk), item in sorted(self._table(TableName).items()) if p == pk and keep(sk)]
+        table = self._table(TableName)
+        found = [table[(pk, sk)] for sk in sorted(table.partitions.get(pk, ())) if keep(sk)]
         if not ScanIndexForward:
             found.reverse()
         if ExclusiveStartKey is not None:
