@@ -67,6 +67,8 @@ class Broadcaster:
         self.post = post
         self.parallel = parallel
         self.sleep = sleep
+        # Kept for the container's life: starting 32 threads per batch cost more than the posts.
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="broadcast")
 
     def broadcast(self, changes: Iterable[TableChange]) -> BroadcastReport:
         changes = list(changes)
@@ -74,13 +76,16 @@ class Broadcaster:
         report = BroadcastReport(records=len(changes), symbols=len(updates.symbols))
         if not updates.entries:
             return report
-        with ThreadPoolExecutor(self.parallel) as pool:
-            followers = dict(zip(updates.symbols, pool.map(self._connections_of, updates.symbols), strict=True))
-            deliveries = _deliveries(updates, followers)
-            report.connections = len(deliveries)
-            done = list(pool.map(self._deliver, deliveries))
-            gone = [delivery for delivery in done if delivery.gone]
-            forgotten = list(pool.map(self._forget, gone))
+        pool = self._pool
+        followers = dict(zip(updates.symbols, pool.map(self._connections_of, updates.symbols), strict=True))
+        deliveries = _deliveries(updates, followers)
+        report.connections = len(deliveries)
+        # One task per worker, each posting its share in turn: a task per post costs more in
+        # scheduling than the post itself when the connections are many.
+        shares = [deliveries[start :: self.parallel] for start in range(self.parallel)]
+        done = [delivery for share in pool.map(self._deliver_each, shares) for delivery in share]
+        gone = [delivery for delivery in done if delivery.gone]
+        forgotten = list(pool.map(self._forget, gone))
         for delivery in done:
             report.messages += delivery.delivered
             report.posts += delivery.posts
@@ -95,6 +100,9 @@ class Broadcaster:
 
     def _connections_of(self, symbol: str) -> list[str]:
         return list(self.store.connections_of(symbol))
+
+    def _deliver_each(self, deliveries: list[_Delivery]) -> list[_Delivery]:
+        return [self._deliver(delivery) for delivery in deliveries]
 
     def _deliver(self, delivery: _Delivery) -> _Delivery:
         for message in delivery.messages:
