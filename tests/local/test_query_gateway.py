@@ -7,6 +7,7 @@ import json
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -79,6 +80,34 @@ def test_a_missing_or_wrong_key_is_403_as_api_gateway_answers(local):
     url, key = urls(local)
     assert request(f"{url}/quotes")[::2] == (403, {"message": "Forbidden"})
     assert request(f"{url}/quotes", key=key + "x")[::2] == (403, {"message": "Forbidden"})
+
+
+def test_the_gateway_s_own_answers_carry_the_cors_header_of_its_gateway_responses(local):
+    # Without it a browser sees a network error, not the 403, and cannot say the key is wrong.
+    url, key = urls(local)
+    status, headers, _ = request(f"{url}/quotes", key="wrong", headers={"Origin": "http://localhost:8080"})
+    assert status == 403
+    assert headers["access-control-allow-origin"] == "*"
+    assert request(f"{url}/nothing-here", key=key)[1]["access-control-allow-origin"] == "*"
+
+
+def test_overlapping_requests_each_get_their_own_answer_and_cors_headers(local):
+    # Powertools' resolver keeps the current request on its class; requests overlapping in one
+    # process must not answer with each other's event.
+    url, key = urls(local)
+    symbols = list(SYMBOLS)
+
+    def one(index: int):
+        symbol = symbols[index % len(symbols)]
+        origin = {"Origin": "http://localhost:8080"} if index % 2 else {}
+        status, headers, body = request(f"{url}/quotes/{symbol}", key=key, headers=origin)
+        return index, symbol, status, headers, body
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(one, range(48)))
+    for index, symbol, status, headers, body in answers:
+        assert (status, body["symbol"]) == (200, symbol)
+        assert ("access-control-allow-origin" in headers) == bool(index % 2), (index, headers)
 
 
 def test_the_documents_need_no_key(local):

@@ -60,12 +60,18 @@ class RestApi:
     burst_limit: int | None
     monthly_quota: int | None
     cors: dict[str, str]
+    # Headers API Gateway adds to its own answers, by response type (DEFAULT_4XX, DEFAULT_5XX).
+    gateway_responses: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def headers_for(self, status: int) -> dict[str, str]:
+        return dict(self.gateway_responses.get(f"DEFAULT_{status // 100}XX", {}))
 
     @classmethod
     def from_template(cls, template: Template, logical_id: str) -> RestApi:
         raw = template.resources[logical_id].get("Properties", {})
         # Only what the gateway needs: the rest (log group ARNs, ...) names resources moto lacks.
-        properties = {name: template.resolve(raw[name]) for name in ("StageName", "Auth", "Cors") if name in raw}
+        wanted = ("StageName", "Auth", "Cors", "GatewayResponses")
+        properties = {name: template.resolve(raw[name]) for name in wanted if name in raw}
         auth = properties.get("Auth", {})
         default_needs_key = bool(auth.get("ApiKeyRequired", False))
         routes = []
@@ -96,6 +102,13 @@ class RestApi:
             int(throttle["BurstLimit"]) if "BurstLimit" in throttle else None,
             int(quota["Limit"]) if "Limit" in quota else None,
             {name: str(value).strip("'") for name, value in cors.items()},
+            {
+                response_type: {
+                    name: str(value).strip("'")
+                    for name, value in response.get("ResponseParameters", {}).get("Headers", {}).items()
+                }
+                for response_type, response in properties.get("GatewayResponses", {}).items()
+            },
         )
 
 
@@ -124,11 +137,17 @@ class Answer:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    from_function: bool = False  # else API Gateway's own answer, which its GatewayResponses dress
 
 
 def _gateway_message(status: int, message: str, extra: dict[str, str] | None = None) -> Answer:
     headers = {"Content-Type": "application/json", "x-amzn-ErrorType": message.replace(" ", ""), **(extra or {})}
     return Answer(status, headers, json.dumps({"message": message}).encode())
+
+
+def _with_gateway_headers(api: RestApi, answer: Answer) -> Answer:
+    """API Gateway's own answer with the headers the API's GatewayResponses add to it."""
+    return Answer(answer.status, {**answer.headers, **api.headers_for(answer.status)}, answer.body)
 
 
 class RestGateway:
@@ -160,6 +179,7 @@ class RestGateway:
         self.requests_this_month = 0
         self._month = datetime.now(UTC).strftime("%Y-%m")
         self._lock = threading.Lock()
+        self._serial: dict[str, threading.Lock] = {}
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -213,7 +233,10 @@ class RestGateway:
             request_id=request_id,
             account=self.account,
         )
-        outcome = self.functions[route.function].invoke(event)
+        # Powertools' resolver keeps the request it serves on its class: Lambda runs one request
+        # per process at a time, so the gateway hands each function one request at a time too.
+        with self._serial.setdefault(route.function, threading.Lock()):
+            outcome = self.functions[route.function].invoke(event)
         if outcome.error or not isinstance(outcome.response, dict) or "statusCode" not in outcome.response:
             return _gateway_message(502, "Internal server error", {"x-amzn-RequestId": request_id})
         return self._answer(outcome.response, request_id)
@@ -260,7 +283,7 @@ class RestGateway:
         headers.setdefault("x-amzn-RequestId", request_id)
         body = response.get("body") or ""
         data = base64.b64decode(body) if response.get("isBase64Encoded") else body.encode()
-        return Answer(int(response["statusCode"]), headers, data)
+        return Answer(int(response["statusCode"]), headers, data, from_function=True)
 
 
 def _handler_for(gateway: RestGateway) -> type[BaseHTTPRequestHandler]:
@@ -283,12 +306,17 @@ def _handler_for(gateway: RestGateway) -> type[BaseHTTPRequestHandler]:
             self._send(gateway.handle(self.command, self.path, headers, body, self.client_address[0]))
 
         def _send(self, answer: Answer) -> None:
-            self.send_response(answer.status)
-            for name, value in answer.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
+            if not answer.from_function:
+                answer = _with_gateway_headers(gateway.api, answer)
+            try:
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client hung up (a browser leaving the page): nobody is left to answer
 
         do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_OPTIONS = _serve
 
