@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help install run soak bench lint build test test-container clean lock
+.PHONY: help install run soak bench lint build test test-browser test-container vendor-charts clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -65,10 +65,40 @@ build: install ## sam build into a temporary directory (proves the template and 
 
 test: lint build ## lint, build, every test, then test-container (no AWS account; only package registries are reached)
 	$(BIN)/pytest
+	$(MAKE) test-browser
 	$(MAKE) test-container
+
+test-browser: install ## the dashboard in Debian's chromium (Playwright) against the local stack (installs chromium if missing)
+	TICKWATCH_BROWSER_TESTS=1 $(BIN)/pytest tests/browser
 
 test-container: install ## sam local invoke of every sample event and sam local start-api of every route, in Docker against the local stack (installs Docker if missing)
 	TICKWATCH_CONTAINER_TESTS=1 $(BIN)/pytest tests/container
+
+# The dashboard's chart library, committed so the page needs no npm; the tarball must match the
+# registry's published integrity before anything is copied.
+CHARTS_VERSION := 5.2.1
+CHARTS_INTEGRITY := sha512-IVwoK1RLFiLPubaKIjNbtjWLnpPMqiABSrTay6whmNa8L1+19292VtHJ+BWyPUuLCwF0tcQlhEWd1CLB2a1nsQ==
+CHARTS_DIR := dashboard/vendor/lightweight-charts
+
+vendor-charts: ## fetch lightweight-charts into dashboard/vendor, checked against its registry integrity
+	@pack_dir=$$(mktemp -d) && trap 'rm -rf "$$pack_dir"' EXIT && \
+	  tarball=$$(cd "$$pack_dir" && npm pack --silent lightweight-charts@$(CHARTS_VERSION)) && \
+	  actual="sha512-$$(openssl dgst -sha512 -binary "$$pack_dir/$$tarball" | base64 -w0)" && \
+	  { test "$$actual" = "$(CHARTS_INTEGRITY)" || { echo "$$tarball: integrity $$actual, expected $(CHARTS_INTEGRITY)" >&2; exit 1; }; } && \
+	  tar -xzf "$$pack_dir/$$tarball" -C "$$pack_dir" && \
+	  mkdir -p $(CHARTS_DIR) && \
+	  cp "$$pack_dir/package/dist/lightweight-charts.standalone.production.mjs" "$$pack_dir/package/LICENSE" $(CHARTS_DIR)/ && \
+	  printf '%s\n' \
+	    "# lightweight-charts $(CHARTS_VERSION)" "" \
+	    "TradingView's charting library (Apache-2.0, see LICENSE), vendored by \`make vendor-charts\` so the" \
+	    "dashboard needs no npm or CDN at run time." "" \
+	    "- source: the npm registry, \`npm pack lightweight-charts@$(CHARTS_VERSION)\`" \
+	    "- integrity (checked before copying): \`$(CHARTS_INTEGRITY)\`" \
+	    "- files: \`package/dist/lightweight-charts.standalone.production.mjs\` and \`package/LICENSE\`" "" \
+	    "The chart's attribution logo is off (it injects a <style> element, which the page's CSP forbids);" \
+	    "the page's footer carries TradingView's attribution notice and link instead." \
+	    > $(CHARTS_DIR)/README.md && \
+	  echo "$(CHARTS_DIR): lightweight-charts $(CHARTS_VERSION), integrity verified"
 
 clean: ## remove the environment and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .tickwatch

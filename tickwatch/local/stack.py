@@ -332,6 +332,7 @@ class LocalStack:
             "AlertTopicArn": physical["AlertTopic"].ref,
             "ProcessorFailureQueueUrl": physical["ProcessorFailureQueue"].ref,
             "AlertsFailureQueueUrl": physical["AlertsFailureQueue"].ref,
+            "ConnectionTableName": physical["ConnectionTable"].ref,
             # Like the Outputs QueryApiUrl and QueryApiKeyId; locally the key's value itself.
             **{f"{api_id}Url": gateway.url for api_id, gateway in self.gateways.items()},
             **{f"{api_id}Key": gateway.api_key for api_id, gateway in self.gateways.items()},
