@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -14,13 +15,16 @@ import pytest
 
 
 def free_port() -> int:
-    """A free port whose next one is free too: `local up` serves the query API there."""
+    """A free port whose next three are free too: `local up` serves the query API, the WebSocket
+    API and the dashboard there."""
     while True:
-        with socket.socket() as probe, socket.socket() as neighbour:
+        with contextlib.ExitStack() as probes:
+            probe = probes.enter_context(socket.socket())
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
             try:
-                neighbour.bind(("127.0.0.1", port + 1))
+                for neighbour in range(port + 1, port + 4):
+                    probes.enter_context(socket.socket()).bind(("127.0.0.1", neighbour))
             except OSError:
                 continue
             return port
@@ -70,6 +74,13 @@ def test_local_up_serves_the_other_commands_until_local_down(tmp_path, environme
         assert key.returncode == 0, key.stderr
         assert key.stdout.strip() == state["outputs"]["QueryApiKey"]
         assert state["outputs"]["QueryApiUrl"] == f"http://127.0.0.1:{port + 1}/v1"
+        assert state["outputs"]["LiveApiUrl"] == f"ws://127.0.0.1:{port + 2}/live"
+        assert state["outputs"]["DashboardUrl"] == f"http://127.0.0.1:{port + 3}/"
+        with urllib.request.urlopen(f"{state['outputs']['DashboardUrl']}config.json", timeout=10) as answer:
+            assert json.loads(answer.read()) == {
+                "queryApiUrl": state["outputs"]["QueryApiUrl"],
+                "liveApiUrl": state["outputs"]["LiveApiUrl"],
+            }
         rules = urllib.request.Request(
             f"{state['outputs']['QueryApiUrl']}/rules", headers={"x-api-key": key.stdout.strip()}
         )
