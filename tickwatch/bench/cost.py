@@ -129,6 +129,20 @@ def cost_per_million_ticks(
     return {name: round(value, 4) for name, value in costs.items()}
 
 
+def lambda_per_million_invocations(
+    seconds: float, memory_gb: float, prices: dict[str, Any], architecture: str = "arm64"
+) -> float:
+    """Dollars of a million invocations of `seconds` each at `memory_gb`: requests and duration."""
+    lam = prices["lambda"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    return lam["requests_per_million"] + seconds * memory_gb * gb_second * 1e6
+
+
+def _with_total(costs: dict[str, float]) -> dict[str, float]:
+    costs["total"] = sum(costs.values())
+    return {name: round(value, 4) for name, value in costs.items()}
+
+
 def query_wait(requests_per_request: dict[str, float]) -> float:
     """The query function's calls one after another (a page of a Query waits for the one before)."""
     return sum(requests_per_request.values()) * LATENCY["default"]
@@ -139,15 +153,13 @@ def query_cost_per_million(
 ) -> dict[str, float]:
     """Dollars per million requests of one route: API Gateway, Lambda (a request and its time at
     `memory_gb`), DynamoDB reads."""
-    lam = prices["lambda"]
-    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
-    costs = {
-        "api_gateway": prices["api_gateway"]["rest_requests_per_million"],
-        "lambda": lam["requests_per_million"] + seconds * memory_gb * gb_second * 1e6,
-        "dynamodb": read_units * prices["dynamodb"]["read_request_units_per_million"],
-    }
-    costs["total"] = sum(costs.values())
-    return {name: round(value, 4) for name, value in costs.items()}
+    return _with_total(
+        {
+            "api_gateway": prices["api_gateway"]["rest_requests_per_million"],
+            "lambda": lambda_per_million_invocations(seconds, memory_gb, prices, architecture),
+            "dynamodb": read_units * prices["dynamodb"]["read_request_units_per_million"],
+        }
+    )
 
 
 def broadcast_wait(queries: float, posts: float, parallel: int = 32) -> float:
@@ -166,15 +178,13 @@ def websocket_cost_per_million_messages(
     """Dollars per million messages pushed to browsers: API Gateway's message charge (each message
     under 32 KB is one) and the BroadcastFunction's invocations and time, shared by their messages.
     Connection minutes are billed apart (per connection, whatever it receives)."""
-    lam = prices["lambda"]
-    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
-    batches_per_million = 1e6 / messages_per_batch
-    costs = {
-        "api_gateway": prices["api_gateway"]["websocket_messages_per_million"],
-        "lambda": batches_per_million * (lam["requests_per_million"] / 1e6 + seconds_per_batch * memory_gb * gb_second),
-    }
-    costs["total"] = sum(costs.values())
-    return {name: round(value, 4) for name, value in costs.items()}
+    per_batch = lambda_per_million_invocations(seconds_per_batch, memory_gb, prices, architecture) / 1e6
+    return _with_total(
+        {
+            "api_gateway": prices["api_gateway"]["websocket_messages_per_million"],
+            "lambda": 1e6 / messages_per_batch * per_batch,
+        }
+    )
 
 
 def websocket_route_cost_per_million(
@@ -189,15 +199,13 @@ def websocket_route_cost_per_million(
     """Dollars per million calls of one WebSocket route: its message (or connection) on API
     Gateway, the LiveFunction's invocation (its own work plus one wait per table call), the
     connection table's units."""
-    lam = prices["lambda"]
-    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
     calls = math.ceil(read_units) + (1 if write_units else 0)
     seconds = cpu_seconds + calls * LATENCY["default"]
-    costs = {
-        "api_gateway": prices["api_gateway"]["websocket_messages_per_million"],
-        "lambda": lam["requests_per_million"] + seconds * memory_gb * gb_second * 1e6,
-        "dynamodb": read_units * prices["dynamodb"]["read_request_units_per_million"]
-        + write_units * prices["dynamodb"]["write_request_units_per_million"],
-    }
-    costs["total"] = sum(costs.values())
-    return {name: round(value, 4) for name, value in costs.items()}
+    return _with_total(
+        {
+            "api_gateway": prices["api_gateway"]["websocket_messages_per_million"],
+            "lambda": lambda_per_million_invocations(seconds, memory_gb, prices, architecture),
+            "dynamodb": read_units * prices["dynamodb"]["read_request_units_per_million"]
+            + write_units * prices["dynamodb"]["write_request_units_per_million"],
+        }
+    )

@@ -23,11 +23,12 @@ from typing import Any
 from tickwatch.bench import cost
 from tickwatch.bench.fake_aws import FakeDynamoDB
 from tickwatch.bench.measure import invoke, load_handler, moto_pipeline, percentiles_ms
+from tickwatch.bench.query import sample_quote
 from tickwatch_core import items
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.live.broadcast import Broadcaster
 from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.market import Bar, Quote
+from tickwatch_core.market import Bar
 from tickwatch_core.rules import Direction, Firing, Rule, make_rule_id
 
 CONNECTIONS = 1000
@@ -231,24 +232,7 @@ def _stream_records() -> list[dict[str, Any]]:
     generator = random.Random(7)
     for symbol in SYMBOLS:
         price = Decimal(generator.randint(2000, 60000)) / 100
-        quote = Quote(
-            symbol=symbol,
-            price=price,
-            at=MOMENT,
-            bid=price - Decimal("0.01"),
-            ask=price + Decimal("0.01"),
-            volume=100,
-            day=MOMENT.date(),
-            day_open=price - 1,
-            day_open_at=MOMENT.replace(hour=0, minute=0, second=0),
-            day_high=price + 1,
-            day_low=price - 2,
-            day_volume=1_250_000,
-            window_high=price,
-            window_low=price,
-            trades=(),
-            applied_seq="1",
-        )
+        quote = sample_quote(symbol, price, MOMENT, day_open=price - 1, day_open_at=MOMENT.replace(hour=0, minute=0))
         minute = MOMENT.replace(second=0)
         bar = Bar(symbol, minute, price, price + 1, price - 1, price, 5000, 30, minute, MOMENT, "1")
         records.append(_record("MODIFY", items.quote_to_item(quote, updated_at=MOMENT)))

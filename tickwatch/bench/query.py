@@ -136,30 +136,35 @@ def _check(response: dict[str, Any], label: str) -> None:
         raise AssertionError(f"{label}: {response.get('statusCode')} {response.get('body', '')[:300]}")
 
 
+def sample_quote(symbol: str, price: Decimal, moment: datetime, *, day_open: Decimal, day_open_at: datetime) -> Quote:
+    """A latest quote with a one-cent spread and a day's range of a dollar either side."""
+    return Quote(
+        symbol=symbol,
+        price=price,
+        at=moment,
+        bid=price - Decimal("0.01"),
+        ask=price + Decimal("0.01"),
+        volume=100,
+        day=moment.date(),
+        day_open=day_open,
+        day_open_at=day_open_at,
+        day_high=max(price, day_open) + 1,
+        day_low=min(price, day_open) - 1,
+        day_volume=1_000_000,
+        window_high=price,
+        window_low=price,
+        trades=(),
+        applied_seq="1",
+    )
+
+
 def _store_data(client: Any, table: str) -> None:
     generator = random.Random(2026)
     moment = DAY + timedelta(hours=23, minutes=59)
     quotes = []
     for symbol in SYMBOLS:
         price = Decimal(generator.randint(2000, 60000)) / 100
-        quote = Quote(
-            symbol=symbol,
-            price=price,
-            at=moment,
-            bid=price - Decimal("0.01"),
-            ask=price + Decimal("0.01"),
-            volume=100,
-            day=moment.date(),
-            day_open=price,
-            day_open_at=DAY,
-            day_high=price + 1,
-            day_low=price - 1,
-            day_volume=1_000_000,
-            window_high=price,
-            window_low=price,
-            trades=(),
-            applied_seq="1",
-        )
+        quote = sample_quote(symbol, price, moment, day_open=price, day_open_at=DAY)
         quotes.append(items.quote_to_item(quote, updated_at=moment))
     bars, price = [], Decimal("200.00")
     for minute in range(-120, 1440):
