@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickwatch_core.config import QuerySettings
-from tickwatch_core.query_api import QueryService, build_app
+from tickwatch_core.query_api.app import QueryService, build_app
 
 logger = Logger()
 tracer = Tracer()
