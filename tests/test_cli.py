@@ -55,6 +55,8 @@ def stream_records(aws, stream: str) -> list[dict]:
         ["quotes"],
         ["alerts"],
         ["api-key"],
+        ["dashboard"],
+        ["dashboard", "publish"],
     ],
 )
 def test_every_command_has_help(command, capsys):
