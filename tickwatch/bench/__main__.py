@@ -351,7 +351,7 @@ def render_tables(report: dict[str, Any]) -> str:
         lines.append(
             f"| {row['audience']} | {fake['p50_ms']} / {fake['p95_ms']} ms | {row['post_to_connection_per_batch']:g} "
             f"| {row['queries_per_batch']} | {row['message_bytes_p50']:,} / {row['message_bytes_max']:,} "
-            f"| {row['modelled_aws_wait_ms']} ms | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} "
+            f"| {row['modelled_aws_wait_ms']} ms | {usd['api_gateway']:.2f} | {usd['lambda']:.4f} "
             f"| **{usd['total']:.2f}** |"
         )
     lines += [
