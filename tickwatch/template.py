@@ -268,7 +268,9 @@ def create_resources(template: Template, session: Any, *, api_key: str | None = 
     ):
         for logical_id in template.logical_ids(resource_type):
             name = template.physical_name(logical_id)
-            template.physical[logical_id] = PhysicalResource(ref=name, attributes={"DomainName": f"{name}.local"})
+            # A distribution's domain only names it in URLs and policies here (DashboardUrl, ...).
+            attributes = {"DomainName": f"{name}.local"} if resource_type == "AWS::CloudFront::Distribution" else {}
+            template.physical[logical_id] = PhysicalResource(ref=name, attributes=attributes)
     for logical_id in template.logical_ids("AWS::ApiGatewayV2::Stage"):
         stage_name = template.resolve(template.resources[logical_id]["Properties"]["StageName"])
         template.physical[logical_id] = PhysicalResource(ref=str(stage_name))

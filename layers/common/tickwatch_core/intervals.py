@@ -35,6 +35,11 @@ class OhlcvBar:
     volume: int
     trades: int
 
+    @classmethod
+    def of_minute(cls, minute: Bar) -> OhlcvBar:
+        """A stored one-minute bar as the query API serves it."""
+        return cls(minute.start, minute.open, minute.high, minute.low, minute.close, minute.volume, minute.trades)
+
 
 def interval_start(moment: datetime, length: timedelta) -> datetime:
     """The start of the interval of `length` that holds `moment`."""

@@ -93,15 +93,7 @@ class ConnectionStore:
         self._write(
             [{"PutRequest": {"Item": {**subscription_key(s, connection_id), TTL_ATTRIBUTE: expires_at}}} for s in added]
         )
-        updated = self.client.update_item(
-            TableName=self.table_name,
-            Key=_connection_key(connection_id),
-            UpdateExpression="ADD symbols :added",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":added": {"SS": added}},
-            ReturnValues="ALL_NEW",
-        )
-        return frozenset(updated["Attributes"].get("symbols", {}).get("SS", ()))
+        return self._change_symbols(connection_id, "ADD", added)
 
     def unsubscribe(self, connection_id: str, symbols: Iterable[str]) -> frozenset[str]:
         """Stop following `symbols`; returns every symbol the connection still follows."""
@@ -109,16 +101,9 @@ class ConnectionStore:
         removed = sorted(set(symbols) & current)
         if not removed:
             return current
-        updated = self.client.update_item(
-            TableName=self.table_name,
-            Key=_connection_key(connection_id),
-            UpdateExpression="DELETE symbols :removed",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues={":removed": {"SS": removed}},
-            ReturnValues="ALL_NEW",
-        )
+        followed = self._change_symbols(connection_id, "DELETE", removed)
         self._write([{"DeleteRequest": {"Key": subscription_key(s, connection_id)}} for s in removed])
-        return frozenset(updated["Attributes"].get("symbols", {}).get("SS", ()))
+        return followed
 
     def forget(self, connection_id: str) -> int:
         """Delete a connection and its subscriptions (`$disconnect`, or gone); returns how many
@@ -144,6 +129,18 @@ class ConnectionStore:
             if "LastEvaluatedKey" not in page:
                 return
             arguments["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _change_symbols(self, connection_id: str, action: str, symbols: list[str]) -> frozenset[str]:
+        """ADD or DELETE `symbols` in the connection item's set; every symbol it then lists."""
+        updated = self.client.update_item(
+            TableName=self.table_name,
+            Key=_connection_key(connection_id),
+            UpdateExpression=f"{action} symbols :symbols",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":symbols": {"SS": symbols}},
+            ReturnValues="ALL_NEW",
+        )
+        return frozenset(updated["Attributes"].get("symbols", {}).get("SS", ()))
 
     def _connection(self, connection_id: str) -> dict[str, Any]:
         response = self.client.get_item(

@@ -61,7 +61,7 @@ def collect(changes: Iterable[TableChange]) -> MarketUpdates:
             quotes[values["symbol"]] = quote_view(items.quote_from_values(values))
         elif change.sort_key.startswith(items.BAR_PREFIX):
             bar = items.bar_from_values(values)
-            view = bar_view(OhlcvBar(bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades))
+            view = bar_view(OhlcvBar.of_minute(bar))
             bars[(bar.symbol, change.sort_key)] = {"symbol": bar.symbol, "interval": "1m", **view}
         elif change.sort_key.startswith(items.ALERT_PREFIX) and change.inserted:
             alerts.setdefault(values["symbol"], []).append(alert_view(dict(values)))
