@@ -13,7 +13,9 @@ from botocore.exceptions import ClientError
 
 from tickwatch.local import events
 from tickwatch.local.verify import stream_records
+from tickwatch_core import exact_json, items
 from tickwatch_core.aws import AwsClients
+from tickwatch_core.query_api.views import quote_view
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -263,3 +265,10 @@ class LambdaContext:
 
 def ids(items: Iterable[Any]) -> list[str]:
     return [str(item) for item in items]
+
+
+def quote_as_served(client: Any, table: str, symbol: str, *, parse_float: Callable[[str], Any] = float) -> dict:
+    """A symbol's stored latest quote as the query API and the live updates write it, parsed back."""
+    item = client.get_item(TableName=table, Key=items.quote_key(symbol))["Item"]
+    text = exact_json.dumps(quote_view(items.quote_from_values(items.deserialize(item))))
+    return json.loads(text, parse_float=parse_float)

@@ -10,11 +10,10 @@ from decimal import Decimal
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, scan_table, tick
+from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, quote_as_served, scan_table, tick
 from tickwatch.filters import matches_any
-from tickwatch_core import exact_json, items
+from tickwatch_core import items
 from tickwatch_core.live.messages import MAX_MESSAGE_BYTES
-from tickwatch_core.query_api.views import quote_view
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.rules import Direction
 
@@ -103,8 +102,7 @@ class Live:
         return set(scan_table(self.aws, self.connections))
 
     def quote(self, symbol: str) -> dict:
-        item = self.aws.client("dynamodb").get_item(TableName=self.market, Key=items.quote_key(symbol))["Item"]
-        return json.loads(exact_json.dumps(quote_view(items.quote_from_values(items.deserialize(item)))))
+        return quote_as_served(self.aws.client("dynamodb"), self.market, symbol)
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests.local.workload import RuleSpec, run_workload
+from tests.support import quote_as_served
 from tickwatch.fetch.simulator import DEFAULT_SYMBOLS
 from tickwatch.local.stack import LOCAL_CREDENTIALS, LocalStack, LocalStackOptions
 from tickwatch.local.websocket import WebSocketApi
 from tickwatch.template import Template
-from tickwatch_core import exact_json, items
-from tickwatch_core.query_api.views import quote_view
 
 SYMBOLS = dict(list(DEFAULT_SYMBOLS.items())[:2])
 
@@ -67,11 +66,8 @@ def connection_items(stack: LocalStack) -> set[tuple[str, str]]:
 
 
 def stored_quote(stack: LocalStack, symbol: str) -> dict:
-    dynamodb = stack.session.client("dynamodb")
-    item = dynamodb.get_item(TableName=stack.names()["MarketTableName"], Key=items.quote_key(symbol))["Item"]
-    return json.loads(
-        exact_json.dumps(quote_view(items.quote_from_values(items.deserialize(item)))), parse_float=Decimal
-    )
+    table = stack.names()["MarketTableName"]
+    return quote_as_served(stack.session.client("dynamodb"), table, symbol, parse_float=Decimal)
 
 
 def test_the_gateway_is_derived_from_the_template():
