@@ -255,19 +255,26 @@ def test_starting_position_trim_horizon_reads_from_the_oldest_record(aws, stream
 
 
 def test_batching_window_gathers_records_before_invoking(aws, stream):
+    # The window is wide against the three puts so that a slow machine (a put to moto can
+    # take a few hundred ms under load) still lands all of them inside it.
+    window = 3.0
     function = ScriptedFunction()
     mapping = EventSourceMapping(
-        kinesis_settings(stream, batching_window=1.0), function, aws, poll_interval=0.05
+        kinesis_settings(stream, batching_window=window), function, aws, poll_interval=0.05
     ).start()
     try:
+        started = time.monotonic()
         for start in range(0, 9, 3):
             put(aws, 3, start=start)
             time.sleep(0.15)
-        deadline = time.monotonic() + 10
+        putting_took = time.monotonic() - started
+        deadline = time.monotonic() + window + 10
         while len(function.delivered()) < 9 and time.monotonic() < deadline:
             time.sleep(0.02)
     finally:
         mapping.stop()
+    assert putting_took < window, f"the puts took {putting_took:.1f} s, longer than the window"
+    assert function.delivered() == list(range(9))
     assert len(function.batches) == 1
 
 
