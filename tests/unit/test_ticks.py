@@ -182,3 +182,20 @@ def test_producer_floats_and_processor_json_agree_on_whole_number_volumes():
     # 300.0 serialises as "300.0", which the schema's integer type refuses on the processor side.
     with pytest.raises(TickRejected, match=r"volume: 300\.0 is not of type 'integer'"):
         parse(json.dumps(valid(volume=300.0)).encode())
+
+
+@pytest.mark.parametrize("field", ["price", "bid", "ask"])
+def test_a_digit_finer_than_ten_to_the_minus_18_is_refused_not_rounded_later(field):
+    # The history keeps prices as DECIMAL(38, 18): a finer digit could not be kept there.
+    numbers = {"price": "2", "bid": "1", "ask": "3"} | {field: "1.0000000000000000001"}
+    text = '{"symbol":"AAPL","timestamp":"2026-11-20T14:30:00Z",' + ",".join(
+        f'"{name}":{value}' for name, value in numbers.items()
+    )
+    with pytest.raises(TickRejected, match=f"{field}: .* has 19 digits after the point; at most 18"):
+        parse((text + "}").encode())
+
+
+def test_eighteen_digits_after_the_point_and_trailing_zeros_beyond_are_kept():
+    tick = parse(b'{"symbol":"AAPL","price":1.000000000000000001,"timestamp":"2026-11-20T14:30:00Z"}')
+    assert tick.price == Decimal("1.000000000000000001")
+    assert parse(b'{"symbol":"AAPL","price":2.50000000000000000000000,"timestamp":"2026-11-20T14:30:00Z"}').price == 2.5

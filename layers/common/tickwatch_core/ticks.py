@@ -31,6 +31,10 @@ MAX_TICK_BYTES = 4096
 # Clocks of feeds and machines drift; a tick claiming to be from further ahead than this is wrong.
 MAX_FUTURE_SKEW = timedelta(minutes=5)
 
+# The tick history keeps prices as DECIMAL(38, 18) (Parquet, Athena): a price with a finer digit
+# than 10^-18 could not be kept exactly, so it is refused here rather than rounded there.
+MAX_FRACTION_DIGITS = 18
+
 # Ticks from before the Unix epoch are a unit mistake (seconds read as milliseconds, say), and
 # would partition raw data under years S3 tools do not expect.
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
@@ -207,6 +211,10 @@ def _storable_decimal(name: str, value: int | float | Decimal | None) -> Decimal
     if value is None:
         return None
     try:
-        return storable_decimal(value)
+        number = storable_decimal(value)
     except ValueError as error:
         raise TickRejected(f"{name}: {error}") from None
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > MAX_FRACTION_DIGITS:
+        raise TickRejected(f"{name}: {value} has {-exponent} digits after the point; at most {MAX_FRACTION_DIGITS}")
+    return number
