@@ -60,7 +60,14 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/QueryFunction/app.py" && \
 	  test -f "$$build_dir/build/LiveFunction/app.py" && \
 	  test -f "$$build_dir/build/BroadcastFunction/app.py" && \
+	  test -f "$$build_dir/build/CompactorFunction/app.py" && \
+	  test -d "$$build_dir/build/CompactorFunction/duckdb" && \
 	  test -d "$$build_dir/build/CommonLayer/python/pydantic" && \
+	  for function in $$build_dir/build/*Function; do \
+	    size=$$(du -sb "$$function" "$$build_dir/build/CommonLayer" | awk '{total += $$1} END {print total}'); \
+	    test "$$size" -le 262144000 || { echo "$$(basename $$function) with CommonLayer is $$size bytes unzipped: over Lambda's 250 MB" >&2; exit 1; }; \
+	    echo "$$(basename $$function) with CommonLayer: $$((size / 1048576)) MB unzipped (Lambda allows 250 MB)"; \
+	  done && \
 	  echo "sam build: functions and CommonLayer built"
 
 test: lint build ## lint, build, every test, then test-container (no AWS account; only package registries are reached)

@@ -131,3 +131,15 @@ def broadcast_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     module = _import_handler("functions.broadcast.app", stack.function_environment("BroadcastFunction"), monkeypatch)
     yield module
     sys.modules.pop("functions.broadcast.app", None)
+
+
+@pytest.fixture
+def compactor_app(
+    stack: Template, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ModuleType]:
+    """functions/compactor/app.py imported with the template's environment; its scratch directory
+    is the test's own rather than the /tmp/compactor a Lambda container uses."""
+    module = _import_handler("functions.compactor.app", stack.function_environment("CompactorFunction"), monkeypatch)
+    module.compactor.scratch = tmp_path_factory.mktemp("compactor")
+    yield module
+    sys.modules.pop("functions.compactor.app", None)

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.support import LambdaContext, list_objects, received_messages, scan_table, subscribe_queue
+from tests.support import (
+    KinesisBatch,
+    LambdaContext,
+    list_objects,
+    received_messages,
+    scan_table,
+    subscribe_queue,
+    tick,
+)
 from tickwatch.template import PhysicalResource, Template
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.live.connections import ConnectionStore
@@ -21,6 +30,7 @@ SCENARIOS = {
     "alerts-quote-no-crossing.json",
     "live-subscribe.json",
     "broadcast-market-changes.json",
+    "compactor-scheduled.json",
 }
 
 
@@ -96,6 +106,24 @@ def test_broadcast_event_sends_one_update_with_the_quote_bar_and_alert(aws, stac
     assert [q["price"] for q in data["quotes"]] == [200.04]
     assert [(b["start"], b["close"], b["volume"]) for b in data["bars"]] == [("2026-11-20T14:30:00Z", 200.04, 18400)]
     assert [(a["rule_id"], a["price"]) for a in data["alerts"]] == [("AAPL-above-200", 200.04)]
+
+
+def test_compactor_scheduled_event_compacts_the_hour_that_just_ended(aws, stack, processor_app, compactor_app):
+    # The event fires at 15:07: ticks of 14h are compacted, those of 15h (still in progress) are not.
+    arrival = datetime(2026, 11, 20, 15, 1, tzinfo=UTC)
+    batch = (
+        KinesisBatch()
+        .add(0, tick("AAPL", 200, datetime(2026, 11, 20, 14, 59, 59, tzinfo=UTC)), arrival=arrival)
+        .add(1, tick("AAPL", 201, datetime(2026, 11, 20, 15, 0, 1, tzinfo=UTC)), arrival=arrival)
+    )
+    assert processor_app.lambda_handler(batch.event(), LambdaContext()) == {"batchItemFailures": []}
+
+    response = compactor_app.lambda_handler(load("compactor-scheduled.json"), LambdaContext(timeout_ms=900_000))
+
+    assert response == {"compacted": ["2026-11-20T14:00:00+00:00"], "left_for_later": []}
+    assert list(list_objects(aws, stack.physical["RawBucket"].ref, "history/")) == [
+        "history/year=2026/month=11/day=20/hour=14/ticks.parquet"
+    ]
 
 
 def test_env_json_names_the_local_stack_resources_and_only_declared_variables():

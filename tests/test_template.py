@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import tomllib
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, tick
 from tickwatch.filters import matches_any
 from tickwatch.template import Template, create_resources
+from tickwatch_core.history.columns import PARTITION_COLUMNS, QUARANTINE_FIELDS, RAW_FIELDS, TICK_COLUMNS
+from tickwatch_core.history.layout import HISTORY_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX
+from tickwatch_core.market import ReceivedTick
+from tickwatch_core.processor import (
+    QuarantinedRecord,
+    StreamRecord,
+    hour_partition,
+    plan_quarantine_object,
+    raw_line,
+)
 from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.ticks import parse_tick
 
+REPOSITORY = Path(__file__).resolve().parent.parent
 TEMPLATE = Template.load()
 RESOURCES = TEMPLATE.resources
 DATA_STORE_SERVICES = ("s3", "dynamodb", "kinesis", "sns", "sqs")
@@ -80,6 +95,7 @@ def test_raw_data_expires_by_a_parameter_and_logs_have_retention():
         ("ProcessorFunction", "ProcessorLogGroup"),
         ("AlertsFunction", "AlertsLogGroup"),
         ("QueryFunction", "QueryLogGroup"),
+        ("CompactorFunction", "CompactorLogGroup"),
     ):
         assert RESOURCES[function]["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": log_group}
         assert RESOURCES[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
@@ -119,6 +135,7 @@ def _statements(function: str) -> list[dict]:
             "QueryFunction",
             {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
         ),
+        ("CompactorFunction", {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}),
     ],
 )
 def test_each_function_gets_only_the_actions_it_uses_on_its_own_resources(function, expected):
@@ -193,15 +210,20 @@ def test_outputs_name_everything_the_cli_and_tests_need():
         "QueryApiUrl",
         "QueryApiKeyId",
         "QueryFunctionName",
+        "CompactorFunctionName",
+        "AnalyticsDatabaseName",
+        "TicksTableName",
+        "RawTicksTableName",
+        "QuarantineTableName",
+        "AthenaWorkGroupName",
+        "AthenaResultsBucketName",
     }
 
 
 def test_samconfig_has_dev_and_prod_stacks_whose_overrides_are_template_parameters():
     import shlex
-    import tomllib
-    from pathlib import Path
 
-    config = tomllib.loads((Path(__file__).resolve().parent.parent / "samconfig.toml").read_text())
+    config = tomllib.loads((REPOSITORY / "samconfig.toml").read_text())
     assert config["default"]["global"]["parameters"]["stack_name"] == "tickwatch-dev"
     assert config["prod"]["global"]["parameters"]["stack_name"] == "tickwatch-prod"
     for environment in ("default", "prod"):
@@ -320,3 +342,181 @@ def test_query_api_access_logs_go_to_a_log_group_with_retention():
 def test_query_function_reads_the_table_and_its_index_only():
     (reads,) = [s for s in _statements("QueryFunction") if "dynamodb:Query" in s["Action"]]
     assert reads["Resource"] == [{"Fn::GetAtt": ["MarketTable", "Arn"]}, {"Fn::Sub": "${MarketTable.Arn}/index/ByKind"}]
+
+
+# --- the tick history: compactor, Glue tables, Athena ------------------------------------------
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _arn(resource: dict) -> str:
+    """A statement's resource as the text of its Fn::Sub (`${RawBucket.Arn}/raw/*`)."""
+    if "Fn::GetAtt" in resource:
+        return "${" + ".".join(resource["Fn::GetAtt"]) + "}"
+    return resource["Fn::Sub"]
+
+
+def test_compactor_reads_raw_and_history_and_writes_only_history_and_quarantine():
+    allowed: dict[str, set[str]] = defaultdict(set)
+    for statement in _statements("CompactorFunction"):
+        assert statement["Effect"] == "Allow"
+        for action in _as_list(statement["Action"]):
+            allowed[action] |= {_arn(resource) for resource in _as_list(statement["Resource"])}
+
+    def objects(prefix: str) -> str:
+        return "${RawBucket.Arn}/" + prefix + "*"
+
+    assert allowed == {
+        # GetObject on history/ also answers HeadObject: the fingerprint recorded on a Parquet file.
+        "s3:GetObject": {objects(RAW_PREFIX), objects(HISTORY_PREFIX)},
+        "s3:PutObject": {objects(HISTORY_PREFIX), objects(QUARANTINE_PREFIX)},
+        "s3:ListBucket": {"${RawBucket.Arn}"},
+    }
+    (listing,) = [s for s in _statements("CompactorFunction") if "s3:ListBucket" in _as_list(s["Action"])]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"{RAW_PREFIX}*", f"{HISTORY_PREFIX}*"]}}
+
+
+def test_compactor_runs_hourly_after_the_hour_ends_with_the_look_back_as_a_parameter():
+    properties = RESOURCES["CompactorFunction"]["Properties"]
+    assert (properties["CodeUri"], properties["Handler"]) == ("functions/compactor/", "app.lambda_handler")
+    (event,) = properties["Events"].values()
+    # Past the hour, so the hour before has ended; a failed hour waits for the next run, not a retry.
+    assert (event["Type"], event["Properties"]["Schedule"]) == ("Schedule", "cron(7 * * * ? *)")
+    assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
+    assert properties["Timeout"] <= 900
+    variables = properties["Environment"]["Variables"]
+    assert variables["RAW_BUCKET"] == {"Ref": "RawBucket"}
+    assert variables["LOOKBACK_HOURS"] == {"Ref": "CompactionLookbackHours"}
+
+
+def test_compactor_ships_the_duckdb_the_tests_run():
+    requirements = (REPOSITORY / "functions" / "compactor" / "requirements.txt").read_text().splitlines()
+    pins = [line for line in requirements if line.startswith("duckdb==")]
+    dependencies = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert pins == [dependency for dependency in dependencies if dependency.startswith("duckdb==")]
+    assert len(pins) == 1
+
+
+def _table_input(table: str) -> dict:
+    return RESOURCES[table]["Properties"]["TableInput"]
+
+
+def _columns(table: str) -> list[tuple[str, str]]:
+    """(name, Glue type) of each column of a Glue table, in order."""
+    return [(column["Name"], column["Type"]) for column in _table_input(table)["StorageDescriptor"]["Columns"]]
+
+
+def _column_names(table: str) -> list[str]:
+    return [name for name, _ in _columns(table)]
+
+
+def test_ticks_table_columns_are_the_parquet_files_columns_in_order():
+    assert _columns("TicksTable") == [(name, glue_type) for name, _, glue_type in TICK_COLUMNS]
+
+
+def test_raw_ticks_table_has_a_column_for_every_field_of_a_raw_line():
+    arrival = datetime(2026, 11, 20, 14, 30, 1, tzinfo=UTC)
+    every_field = (
+        b'{"symbol":"AAPL","price":1.5,"timestamp":"2026-11-20T14:30:00Z",'
+        b'"volume":1,"bid":1.4,"ask":1.6,"source":"simulator"}'
+    )
+    received = ReceivedTick(
+        tick=parse_tick(every_field, received_at=arrival),
+        sequence_number="1",
+        sequence_key="1",
+        shard_id="shardId-000000000000",
+        arrival=arrival,
+    )
+    written = list(json.loads(raw_line(received)))
+    assert sorted(_column_names("RawTicksTable")) == sorted(written)
+    # DuckDB reads the raw lines with the same fields (local SQL over hours not compacted yet).
+    assert _column_names("RawTicksTable") == list(RAW_FIELDS)
+    # And the numbers with the types of the history, so both tables answer alike.
+    raw_types = dict(_columns("RawTicksTable"))
+    history_types = {name: glue_type for name, _, glue_type in TICK_COLUMNS}
+    for name in ("price", "bid", "ask", "volume"):
+        assert raw_types[name] == history_types[name], name
+
+
+def test_quarantine_table_has_a_column_for_every_field_the_processor_writes():
+    record = StreamRecord(
+        data=b"junk",
+        sequence_number="1",
+        shard_id="shardId-000000000000",
+        partition_key="AAPL",
+        arrival=datetime(2026, 11, 20, 14, 30, tzinfo=UTC),
+    )
+    quarantine_object = plan_quarantine_object([QuarantinedRecord(record, "not JSON")], "suffix")
+    assert quarantine_object is not None
+    written = {name for line in quarantine_object.body.decode().splitlines() for name in json.loads(line)}
+    # The compactor's own lines (`object`, `reason`) are checked against the table in test_compactor.py.
+    assert written <= set(_column_names("QuarantineTable"))
+    assert _column_names("QuarantineTable") == list(QUARANTINE_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("table", "prefix"),
+    [("TicksTable", HISTORY_PREFIX), ("RawTicksTable", RAW_PREFIX), ("QuarantineTable", QUARANTINE_PREFIX)],
+)
+def test_each_table_projects_hour_partitions_onto_the_keys_the_code_writes(table, prefix):
+    table_input = _table_input(table)
+    assert RESOURCES[table]["Properties"]["DatabaseName"] == {"Ref": "AnalyticsDatabase"}
+    assert table_input["PartitionKeys"] == [{"Name": name, "Type": "string"} for name in PARTITION_COLUMNS]
+    assert table_input["StorageDescriptor"]["Location"] == {"Fn::Sub": f"s3://${{RawBucket}}/{prefix}"}
+    parameters = table_input["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    for name, every_value in {"month": (1, 12), "day": (1, 31), "hour": (0, 23)}.items():
+        assert parameters[f"projection.{name}.range"] == "{},{}".format(*every_value)
+    location = parameters["storage.location.template"]["Fn::Sub"]
+    assert location == f"s3://${{RawBucket}}/{prefix}year=${{!year}}/month=${{!month}}/day=${{!day}}/hour=${{!hour}}/"
+
+    # Athena's projected location of an hour is exactly where the processor and compactor put it.
+    hour = datetime(2026, 3, 5, 4, tzinfo=UTC)  # one-digit month, day and hour: the padding matters
+    projected = location.replace("${RawBucket}", "bucket")
+    for name, value in zip(PARTITION_COLUMNS, (hour.year, hour.month, hour.day, hour.hour), strict=True):
+        assert parameters[f"projection.{name}.type"] == "integer"
+        low, high = (int(bound) for bound in parameters[f"projection.{name}.range"].split(","))
+        assert low <= value <= high
+        digits = int(parameters.get(f"projection.{name}.digits", "1"))
+        projected = projected.replace(f"${{!{name}}}", str(value).zfill(digits))
+    assert projected == f"s3://bucket/{prefix}{hour_partition(hour)}/"
+
+
+def test_athena_workgroup_enforces_its_scan_cutoff_and_encrypted_results():
+    properties = RESOURCES["AthenaWorkGroup"]["Properties"]
+    configuration = properties["WorkGroupConfiguration"]
+    assert configuration["EnforceWorkGroupConfiguration"] is True
+    assert configuration["BytesScannedCutoffPerQuery"] == {"Ref": "AthenaBytesScannedCutoff"}
+    assert TEMPLATE.body["Parameters"]["AthenaBytesScannedCutoff"]["MinValue"] >= 10 * 1024 * 1024  # Athena's least
+    results = configuration["ResultConfiguration"]
+    assert results["EncryptionConfiguration"] == {"EncryptionOption": "SSE_S3"}
+    assert results["OutputLocation"] == {"Fn::Sub": "s3://${AthenaResultsBucket}/results/"}
+    for query in TEMPLATE.logical_ids("AWS::Athena::NamedQuery"):
+        query_properties = RESOURCES[query]["Properties"]
+        assert query_properties["WorkGroup"] == {"Ref": "AthenaWorkGroup"}, query
+        assert query_properties["Database"] == {"Ref": "AnalyticsDatabase"}, query
+
+
+def test_athena_results_bucket_expires_results_blocks_public_access_and_refuses_plain_http():
+    bucket = RESOURCES["AthenaResultsBucket"]["Properties"]
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpireQueryResults"]["ExpirationInDays"] == {"Ref": "AthenaResultsRetentionDays"}
+    assert all(rule["Status"] == "Enabled" for rule in rules.values())
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    policy = RESOURCES["AthenaResultsBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "AthenaResultsBucket"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert (statement["Effect"], statement["Principal"], statement["Action"]) == ("Deny", "*", "s3:*")
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["AthenaResultsBucket", "Arn"]},
+        {"Fn::Sub": "${AthenaResultsBucket.Arn}/*"},
+    ]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}

@@ -10,6 +10,7 @@ response and its effect on the stack. `make test-container` runs them (CI too).
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from tickwatch.local.container import (
@@ -34,7 +36,10 @@ from tickwatch.local.run import DOCKER_BRIDGE_GATEWAY
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.template import Template
 from tickwatch_core.aws import AwsClients
+from tickwatch_core.history.layout import history_key
+from tickwatch_core.history.plan import FINGERPRINT_METADATA
 from tickwatch_core.live.connections import ConnectionStore
+from tickwatch_core.processor import StreamRecord, batch_suffix, plan_raw_objects, split_batch
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.ticks import TickRejected, parse_tick
 
@@ -263,6 +268,45 @@ def test_sam_local_start_api_serves_every_route_from_the_local_stack(api, stack)
     assert http(f"{api}/openapi.json")[1]["openapi"].startswith("3.1")
 
 
+def test_compactor_scheduled_compacts_the_hour_that_ended(built, stack):
+    # Raw ticks of 14h, planned by the processor's own code, stored as the processor stores them;
+    # the sample event fires at 15:07, after 14h has ended.
+    hour = datetime(2026, 11, 20, 14, tzinfo=UTC)
+    records = [
+        StreamRecord(
+            data=json.dumps({"symbol": "AAPL", "price": 201 + n, "timestamp": f"2026-11-20T14:5{n}:00Z"}).encode(),
+            sequence_number=str(49590338271490256608559692538361571095921575989136600000 + n),
+            shard_id="shardId-000000000009",
+            partition_key="AAPL",
+            arrival=datetime(2026, 11, 20, 15, 0, tzinfo=UTC),
+        )
+        for n in range(3)
+    ]
+    accepted, quarantined = split_batch(records)
+    assert (len(accepted), quarantined) == (3, [])
+    s3 = stack.session.client("s3")
+    bucket = stack.names()["RawBucketName"]
+    for raw_object in plan_raw_objects(accepted, batch_suffix(records)):
+        s3.put_object(
+            Bucket=bucket,
+            Key=raw_object.key,
+            Body=raw_object.body,
+            ContentType=raw_object.content_type,
+            ContentEncoding=raw_object.content_encoding,
+        )
+
+    response = invoke(built, "CompactorFunction", "compactor-scheduled.json")
+
+    # Earlier sample events may have put raw ticks in 14h too; they are compacted with these.
+    assert hour.isoformat() in response["compacted"]
+    assert response["left_for_later"] == []
+    head = s3.head_object(Bucket=bucket, Key=history_key(hour))
+    assert head["Metadata"][FINGERPRINT_METADATA]
+    body = s3.get_object(Bucket=bucket, Key=history_key(hour))["Body"].read()
+    sequence_numbers = set(pq.read_table(io.BytesIO(body)).column("sequence_number").to_pylist())
+    assert {record.sequence_number for record in records} <= sequence_numbers
+
+
 EXPECTED_ORDER = [
     "processor-batch-valid-ticks.json",
     "processor-batch-with-bad-records.json",
@@ -270,4 +314,5 @@ EXPECTED_ORDER = [
     "alerts-quote-crosses-rule.json",
     "live-subscribe.json",
     "broadcast-market-changes.json",
+    "compactor-scheduled.json",
 ]

@@ -95,3 +95,23 @@ class BroadcastSettings:
         if not endpoint.startswith(("https://", "http://")):
             raise ConfigurationError(f"environment variable LIVE_API_ENDPOINT={endpoint!r} is not an http(s) URL")
         return cls(connection_table_name=_required(environ, "CONNECTION_TABLE_NAME"), live_api_endpoint=endpoint)
+
+
+@dataclass(frozen=True, slots=True)
+class CompactorSettings:
+    raw_bucket: str
+    lookback: timedelta  # hours whose raw objects may still change (late or replayed batches)
+    memory_limit_mb: int | None  # the function's memory: DuckDB gets most of it
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> CompactorSettings:
+        environ = os.environ if environ is None else environ
+        hours = _required(environ, "LOOKBACK_HOURS")
+        if not hours.isdigit() or int(hours) <= 0:
+            raise ConfigurationError(f"environment variable LOOKBACK_HOURS={hours!r} is not a whole number above zero")
+        memory = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+        return cls(
+            raw_bucket=_required(environ, "RAW_BUCKET"),
+            lookback=timedelta(hours=int(hours)),
+            memory_limit_mb=int(memory) if memory.isdigit() else None,
+        )
