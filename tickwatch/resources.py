@@ -65,6 +65,8 @@ OUTPUTS = {
     "dashboard_bucket": ("DashboardBucketName", "--dashboard-bucket"),
     "dashboard_distribution": ("DashboardDistributionId", "--distribution-id"),
     "dashboard_url": ("DashboardUrl", "--dashboard-url"),
+    "athena_workgroup": ("AthenaWorkGroupName", "--workgroup"),
+    "analytics_database": ("AnalyticsDatabaseName", "--database"),
 }
 
 

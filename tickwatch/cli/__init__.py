@@ -4,7 +4,8 @@ Exit codes: 0 success, 1 a problem with AWS or the environment (one line says wh
 input (a bad symbol, threshold, e-mail address, rule id, provider or option).
 
 The parser is in parser.py; the commands are in fetch.py, local.py, rules.py (rules and e-mail
-subscriptions), failures.py (dlq), reads.py (quotes, alerts, api-key) and dashboard.py (dashboard publish).
+subscriptions), failures.py (dlq), reads.py (quotes, alerts, api-key), dashboard.py (dashboard
+publish), history.py (history compact) and sql.py (sql).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tickwatch.cli.dashboard import command_dashboard_publish
 from tickwatch.cli.failures import command_dlq_list, command_dlq_replay
 from tickwatch.cli.fetch import command_fetch
+from tickwatch.cli.history import command_history_compact
 from tickwatch.cli.local import command_local
 from tickwatch.cli.parser import build_parser
 from tickwatch.cli.reads import command_alerts, command_api_key, command_quotes
@@ -29,6 +31,7 @@ from tickwatch.cli.rules import (
     command_subscriptions,
     command_unsubscribe,
 )
+from tickwatch.cli.sql import command_sql
 from tickwatch.resources import AwsContext, CliError, explain
 
 __all__ = ["COMMANDS", "build_parser", "main", "run"]
@@ -57,11 +60,19 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
                 "dashboard_bucket",
                 "dashboard_distribution",
                 "dashboard_url",
+                "bucket",
+                "athena_workgroup",
+                "analytics_database",
             )
         },
         session_factory=session_factory,
     )
-    subcommand = {"rules": "rules_command", "dlq": "dlq_command", "dashboard": "dashboard_command"}.get(args.command)
+    subcommand = {
+        "rules": "rules_command",
+        "dlq": "dlq_command",
+        "dashboard": "dashboard_command",
+        "history": "history_command",
+    }.get(args.command)
     handler = COMMANDS[f"{args.command} {getattr(args, subcommand)}" if subcommand else args.command]
     try:
         return handler(args, context)
@@ -96,4 +107,6 @@ COMMANDS = {
     "alerts": command_alerts,
     "api-key": command_api_key,
     "dashboard publish": command_dashboard_publish,
+    "history compact": command_history_compact,
+    "sql": command_sql,
 }

@@ -194,7 +194,58 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--query-api-url", help="default: the stack's QueryApiUrl")
     publish.add_argument("--live-api-url", help="default: the stack's LiveApiUrl")
     publish.add_argument("--dashboard-url", help="default: the stack's DashboardUrl")
+
+    history = commands.add_parser("history", help="the tick history in Parquet")
+    history_commands = history.add_subparsers(dest="history_command", required=True, metavar="COMMAND")
+    compact = history_commands.add_parser(
+        "compact",
+        parents=[aws],
+        help="compact raw ticks into hourly Parquet files now",
+        description="Run the hourly compactor's code here, against the stack's bucket (or the local stack's): "
+        "each hour whose raw objects changed since its Parquet file was written is compacted again. Without "
+        "options, the hours that ended within the look-back window (the template's CompactionLookbackHours).",
+    )
+    when = compact.add_mutually_exclusive_group()
+    when.add_argument("--hour", help="compact this UTC hour, like 2026-11-20T14, even if it is up to date")
+    when.add_argument("--since", help="the hours from this UTC hour or day up to the one in progress")
+    compact.add_argument("--force", action="store_true", help="compact up-to-date hours again too")
+    compact.add_argument("--bucket", help="raw bucket (default: the stack's RawBucketName)")
+
+    sql = commands.add_parser(
+        "sql",
+        parents=[aws],
+        help="SQL over the tick history (Athena, or DuckDB locally)",
+        description=SQL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sql.add_argument("query", nargs="?", help="a query in Athena's SQL; - reads it from standard input")
+    sql.add_argument("--named", metavar="NAME", help="run a named query of the stack (see --list)")
+    sql.add_argument(
+        "--param", action="append", metavar="NAME=VALUE", help="a named query's parameter, like day=2026-11-20"
+    )
+    sql.add_argument("--list", action="store_true", help="list the named queries and their parameters")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    sql.add_argument("--bucket", help="local stack only: raw bucket (default: its RawBucketName)")
+    sql.add_argument("--workgroup", dest="athena_workgroup", help="default: the stack's AthenaWorkGroupName")
+    sql.add_argument("--database", dest="analytics_database", help="default: the stack's AnalyticsDatabaseName")
     return parser
+
+
+SQL_HELP = """\
+Query the tick history in Athena's SQL. Tables: ticks (the Parquet history, one file per UTC hour),
+raw_ticks (raw JSON Lines, also hours not compacted yet; may repeat a retried record) and
+quarantine (refused records with their reason); each has string partition columns year, month,
+day and hour: filter on them to read less.
+
+On AWS the query runs in the stack's Athena workgroup (its scan limit applies) and the data
+scanned and its cost are printed. With `tickwatch local up` running, it runs here in DuckDB over
+a copy of the local bucket (refreshed when it changes), translated by sqlglot.
+
+examples:
+  tickwatch sql "SELECT symbol, count(*) AS ticks FROM ticks WHERE day = '20' GROUP BY symbol"
+  tickwatch sql --named daily-ohlcv --param month=2026-11
+  tickwatch sql --named intraday-vwap --param symbol=AAPL --param day=2026-11-20 --format csv
+"""
 
 
 def _add_fetch_options(parser: argparse.ArgumentParser) -> None:
