@@ -27,6 +27,7 @@ from tickwatch.local.faults import FaultInjector, FaultPlan
 from tickwatch.local.functions import LocalFunction
 from tickwatch.local.gateway import RestApi, RestGateway
 from tickwatch.local.inbox import Inbox
+from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.websocket import WebSocketGateway
 from tickwatch.template import Template, create_resources
 from tickwatch_core.aws import add_client_customizer, remove_client_customizer
@@ -160,6 +161,7 @@ class LocalStack:
         self.template = Template.load(stack_name=LOCAL_STACK_NAME, parameter_overrides=self.options.parameter_overrides)
         self.functions: dict[str, LocalFunction] = {}
         self.mappings: list[EventSourceMapping] = []
+        self.schedules: ScheduleRunner | None = None
         self.inbox: Inbox | None = None
         self._saved_environment: dict[str, str | None] = {}
         self.faults: FaultInjector | None = None
@@ -203,6 +205,7 @@ class LocalStack:
         if self.options.run_functions:
             self._serve_apis()
             self._serve_dashboard()
+            self._run_schedules()
         self.inbox.start()
         return self
 
@@ -251,6 +254,14 @@ class LocalStack:
             host=self.options.host,
             port=self.options.dashboard_port,
         ).start()
+
+    def _run_schedules(self) -> None:
+        """Every Schedule and ScheduleV2 event of the template, its function invoked in-process at
+        the fire times; the disabled ones' functions too, to be fired by hand."""
+        schedules = read_schedules(self.template)
+        for schedule in schedules:
+            self._function(schedule.function_id)
+        self.schedules = ScheduleRunner(schedules, self.functions).start()
 
     def _aws_host(self, api_id: str) -> str:
         """The host name of an API on AWS, as the template writes it into URLs."""
@@ -308,6 +319,8 @@ class LocalStack:
             gateway.stop()
         if self.dashboard is not None:
             self.dashboard.stop()
+        if self.schedules is not None:
+            self.schedules.stop()
         for mapping in self.mappings:
             mapping.stop()
         if self.inbox:
