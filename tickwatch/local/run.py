@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +20,7 @@ from botocore.config import Config
 from tickwatch.fetch.runner import Progress, run_fetch, stop_on_signals
 from tickwatch.fetch.writer import KinesisWriter, Spool
 from tickwatch.local.faults import FaultPlan
+from tickwatch.local.history import compact_and_query
 from tickwatch.local.inbox import ReceivedAlert
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import LocalState, process_start, state_path
@@ -125,6 +127,7 @@ def run_demo(
             function_timeout=function_timeout,
         )
         started = time.monotonic()
+        run_started = datetime.now(UTC)
         stack = LocalStack(options).start()
         try:
             names = stack.names()
@@ -168,7 +171,9 @@ def run_demo(
             if stack.faults is not None:
                 stack.faults.disable()
             stack.inbox.drain()
-            screen.progress.finish(_summary(stack, writer.stats.sent, summary.invalid, caught_up, workdir))
+            summary_lines = _summary(stack, writer.stats.sent, summary.invalid, caught_up, workdir)
+            summary_lines += "\n" + "\n".join(compact_and_query(stack, run_started, datetime.now(UTC), workdir))
+            screen.progress.finish(summary_lines)
             return 0 if caught_up else 1
         finally:
             stack.stop()
@@ -280,6 +285,13 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
                 screen.line(f"query API: curl -H 'x-api-key: {key}' {url}/quotes  (or: tickwatch api-key)")
             if "DashboardUrl" in state.outputs:
                 screen.line(f"live dashboard: {dashboard_link(state.outputs)}")
+            for schedule in stack.schedules.schedules if stack.schedules else ():
+                if schedule.enabled:
+                    screen.line(f"scheduled: {schedule.function_id} at {schedule.expression} (UTC)")
+            screen.line(
+                f"SQL over the history: tickwatch history compact --since {datetime.now(UTC):%Y-%m-%d}, "
+                "then tickwatch sql --list"
+            )
             screen.line("stop with Ctrl-C or: tickwatch local down")
             stop = threading.Event()
             with stop_on_signals(stop):
