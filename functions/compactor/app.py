@@ -29,14 +29,7 @@ metrics = Metrics()
 
 settings = CompactorSettings.from_environment()
 SCRATCH = Path("/tmp/compactor")
-# DuckDB gets three quarters of the function's memory and spills to /tmp beyond it; the rest is
-# Python, boto3 and the downloads in flight.
-engine = ParquetEngine(
-    EngineSettings(
-        memory_limit=f"{settings.memory_limit_mb * 3 // 4}MB" if settings.memory_limit_mb else None,
-        spill_directory=SCRATCH / "spill",
-    )
-)
+engine = ParquetEngine(EngineSettings.for_function(settings.memory_limit_mb, SCRATCH))
 compactor = HistoryCompactor(AwsClients(), settings.raw_bucket, engine=engine, scratch=SCRATCH)
 
 

@@ -58,9 +58,15 @@ class CompactedFile:
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    memory_limit: str | None = None  # like "2GB"; DuckDB's default is 80 % of the machine
+    memory_limit: str | None = None  # like "2048MiB"; DuckDB's default is 80 % of the machine
     threads: int | None = None
     spill_directory: Path | None = None  # where a sort larger than memory spills
+
+    @classmethod
+    def for_function(cls, memory_mb: int | None, scratch: Path) -> EngineSettings:
+        """In a Lambda function of `memory_mb`: DuckDB gets three quarters of it and spills to
+        `scratch` beyond; the rest is Python, boto3 and the downloads in flight."""
+        return cls(memory_limit=f"{memory_mb * 3 // 4}MiB" if memory_mb else None, spill_directory=scratch / "spill")
 
 
 class ParquetEngine:
@@ -77,6 +83,8 @@ class ParquetEngine:
             connection = duckdb.connect(config={"autoinstall_known_extensions": False})
             # Timestamps are UTC whatever the machine's zone (ICU is loaded once connected).
             connection.execute("SET TimeZone = 'UTC'")
+            # DuckDB draws a progress bar for long queries even without a terminal: not in logs.
+            connection.execute("SET enable_progress_bar = false")
             if self.settings.memory_limit:
                 connection.execute(f"SET memory_limit = '{self.settings.memory_limit}'")
             if self.settings.threads:
@@ -92,14 +100,9 @@ class ParquetEngine:
             try:
                 # Counting every column converts every value: `count(*)` alone is answered without
                 # converting any, and would pass an object whose price is not a number.
-                (incomplete,) = (
-                    self._connect()
-                    .execute(
-                        f"SELECT count(COLUMNS(*)), count(*) FILTER (WHERE {_LACKS_A_FIELD}) FROM {_read_raw('$files')}",
-                        {"files": [str(path)]},
-                    )
-                    .fetchone()[-1:]
-                )
+                query = f"SELECT count(COLUMNS(*)), count(*) FILTER (WHERE {_LACKS_A_FIELD}) FROM {_read_raw('$files')}"
+                row = self._connect().execute(query, {"files": [str(path)]}).fetchone()
+                incomplete = row[-1] if row else 0
             except duckdb.OutOfMemoryException:
                 raise  # the engine's limit, not the object's fault
             except duckdb.Error as error:
