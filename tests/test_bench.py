@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+from collections import Counter
 
 import pytest
 
-from tickwatch.bench import cost
+from tickwatch.analytics.named import template_queries
+from tickwatch.bench import cost, history
 from tickwatch.bench.__main__ import main
 
 
@@ -48,6 +51,8 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert "Smoke run" in markdown
     assert "### 5. Cost per million ticks" in markdown
     assert "### 6. Query API per route" in markdown
+    assert "### 8. History" in markdown
+    assert report["history"]["measured"]["rows"] == report["history"]["measured"]["ticks"]
 
 
 def test_every_price_cites_its_page_and_date():
@@ -70,3 +75,69 @@ def test_kinesis_provisioned_cost_falls_per_tick_as_the_shard_fills():
     # One shard-hour is $0.015 whatever flows: 3.6 M ticks an hour at 1,000/s, 0.36 M at 100/s.
     assert kinesis(1000) == pytest.approx(0.015 / 3.6 + 0.014, abs=0.0001)
     assert kinesis(100) == pytest.approx(0.015 / 0.36 + 0.014, abs=0.0001)
+
+
+def test_the_history_part_alone_compacts_every_unique_tick_and_prices_it(tmp_path):
+    # Given: part 8 alone at its smoke size (20,000 ticks), written to a directory of its own.
+    assert main(["--smoke", "--parts", "8", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "performance.json").read_text())
+    assert "processor_throughput" not in report  # parts 1 to 5 did not run
+    part = report["history"]
+    measured, sizes, month = part["measured"], part["sizes"], part["month"]
+    prices = cost.load_prices()
+
+    # Then: the retried batches' repeats are removed, every tick is kept once.
+    assert measured["lines"] > measured["ticks"]
+    assert measured["rows"] == measured["ticks"] == 20_000
+    assert measured["engine_seconds"] > 0
+    assert 0 < measured["engine_seconds"] <= measured["run_seconds"]
+    # The in-memory S3 saw the requests the cost model counts for a look-back of one hour.
+    modelled = cost.compactor_requests(measured["raw_objects"], 1)
+    assert measured["requests"] == {op: n for op, n in modelled.items() if n}
+    # Sizes: both formats measured, the ratio is theirs.
+    assert sizes["raw_bytes"] > 0
+    assert sizes["parquet_bytes"] > 0
+    assert sizes["raw_to_parquet"] == pytest.approx(sizes["raw_bytes"] / sizes["parquet_bytes"], rel=0.01)
+    # Costs: positive and from prices.toml.
+    usd = month["compactor_usd"]
+    assert all(value > 0 for value in usd.values())
+    assert usd["total"] == pytest.approx(
+        usd["lambda_duration"] + usd["lambda_requests"] + usd["s3_requests"], abs=0.001
+    )
+    assert usd["lambda_requests"] == pytest.approx(720 * prices["lambda"]["requests_per_million"] / 1e6, abs=1e-4)
+    assert month["raw_storage_usd"] == pytest.approx(month["raw_gb"] * prices["s3"]["storage_gb_month"], rel=0.01)
+    queries = {row["query"] for row in part["athena"]}
+    assert set(template_queries()) <= queries
+    minimum = prices["athena"]["minimum_mb_per_query"] * prices["athena"]["per_tb_scanned"] / 2**20
+    for row in part["athena"]:
+        billed_mb = max(prices["athena"]["minimum_mb_per_query"], -(-row["bytes_scanned"] // 2**20))
+        assert row["usd"] >= minimum
+        assert row["usd"] == pytest.approx(billed_mb * prices["athena"]["per_tb_scanned"] / 2**20, abs=1e-6)
+    assert "### 8. History" in (tmp_path / "performance.md").read_text()
+
+
+def test_a_named_query_reads_the_columns_it_names_and_raw_objects_whole():
+    queries = template_queries()
+
+    daily = history.tables_and_columns(queries["daily-ohlcv"].sql)
+    uncompacted = history.tables_and_columns(queries["uncompacted-ticks"].sql)
+
+    # The tie-breakers of the open and close make daily-ohlcv read the record columns too.
+    assert daily["ticks"] >= {"symbol", "time", "price", "volume", "shard_id", "sequence_number"}
+    assert "bid" not in daily["ticks"]
+    # uncompacted-ticks uses only the partition column of ticks, and every field of raw_ticks.
+    assert uncompacted["ticks"] == {"year", "month", "day", "hour"}
+    assert "*" in uncompacted["raw_ticks"]
+
+
+def test_the_generated_raw_objects_repeat_only_retried_lines():
+    raw = history.generate_hour(5_000, 2, retry_share=0.5)
+
+    keys = [key for key, _ in raw.objects]
+    lines = Counter(line for _, body in raw.objects for line in gzip.decompress(body).decode().splitlines())
+    assert len(keys) == len(set(keys))  # a retry writes under a key of its own
+    assert raw.retried_batches > 0
+    assert len(raw.objects) == raw.batches + raw.retried_batches
+    assert len(lines) == raw.ticks  # every tick once, with its own shard and sequence number
+    assert sum(lines.values()) == raw.lines > raw.ticks
+    assert all(key.startswith("raw/year=2026/month=11/day=20/hour=14/shardId-") for key in keys)

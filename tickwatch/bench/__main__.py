@@ -2,6 +2,7 @@
 
 python -m tickwatch.bench                 # the full run (a few minutes)
 python -m tickwatch.bench --smoke --out DIR  # tiny sizes, so the benchmark cannot rot (CI)
+python -m tickwatch.bench --parts 8       # only part 8, its table printed (files only with --out)
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, live, measure, query
+from tickwatch.bench import cost, history, live, measure, query
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -35,21 +37,48 @@ class Plan:
     burst: tuple[int, int]  # alerts fired by one batch, runs
     query_repeats: int  # requests per route and AWS stand-in
     broadcast_repeats: int  # broadcast batches per audience, and requests per WebSocket route
+    history: tuple[int, int]  # part 8: ticks of the hour compacted, shards they come from
 
 
-FULL = Plan([100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30, 20)
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2)
+FULL = Plan(
+    [100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30, 20, (3_600_000, 2)
+)
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2))
+# Parts 1 to 5 share their measurements, so they run together; 6, 7 and 8 stand alone.
+PARTS = ("1-5", "6", "7", "8")
+
+
+def parse_parts(text: str) -> set[str]:
+    """`8`, `6,8` or `1-5,7` (any of 1 to 5 selects the five) -> the set of PARTS to run."""
+    chosen = set()
+    for part in (piece.strip() for piece in text.split(",") if piece.strip()):
+        if part in {"1", "2", "3", "4", "5", "1-5"}:
+            chosen.add("1-5")
+        elif part in PARTS:
+            chosen.add(part)
+        else:
+            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 8 (1 to 5 run together)")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tickwatch.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that the benchmark runs")
-    parser.add_argument("--out", type=Path, default=DOCS, help="directory for performance.md and .json")
+    parser.add_argument("--out", type=Path, help=f"directory for performance.md and .json (default {DOCS})")
+    parser.add_argument(
+        "--parts", type=parse_parts, default=set(PARTS), help="only these parts, like 8 or 6,8 (1 to 5 run together)"
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     started = time.monotonic()
-    report = run(plan, progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True))
+    report = run(plan, progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True), parts=args.parts)
     report["seconds"] = round(time.monotonic() - started, 1)
+    if args.out is None and args.parts != set(PARTS):
+        # Some parts only: print them, and leave docs/ to a full run.
+        print(render_tables(report))
+        print(f"bench: parts {', '.join(sorted(args.parts))} in {report['seconds']} s", file=sys.stderr)
+        return 0
+    args.out = args.out or DOCS
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "performance.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "performance.md").write_text(render(report), encoding="utf-8")
@@ -58,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run(plan: Plan, progress: Any) -> dict[str, Any]:
+def run(plan: Plan, progress: Any, parts: Collection[str] = PARTS) -> dict[str, Any]:
     template = Template.load()
     memory_gb = template.body["Globals"]["Function"]["MemorySize"] / 1024
     architecture = template.body["Globals"]["Function"]["Architectures"][0]
@@ -73,6 +102,30 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
         "latency_assumed_s": cost.LATENCY,
     }
 
+    if "1-5" in parts:
+        _run_1_to_5(plan, progress, report, memory_gb, architecture, prices)
+    if "6" in parts:
+        progress(f"6. query API: every route, {plan.query_repeats} requests each")
+        report["query_api"] = query.report(query.measure_routes(plan.query_repeats), prices, memory_gb, architecture)
+    if "7" in parts:
+        progress(f"7. live dashboard: a broadcast to {live.CONNECTIONS:,} connections, {plan.broadcast_repeats} times")
+        report["live"] = live.report(
+            live.measure_broadcast(plan.broadcast_repeats),
+            live.measure_routes(plan.broadcast_repeats),
+            prices,
+            memory_gb,
+            architecture,
+        )
+    if "8" in parts:
+        ticks, shards = plan.history
+        progress(f"8. history: compacting {ticks:,} ticks from {shards} shards into Parquet")
+        report["history"] = history.measure(ticks, shards, prices, progress)
+    return report
+
+
+def _run_1_to_5(
+    plan: Plan, progress: Any, report: dict[str, Any], memory_gb: float, architecture: str, prices: dict[str, Any]
+) -> None:
     progress("1. processor throughput")
     with measure.moto_pipeline() as (session, _, processor, _):
         on_fakes = measure.processor_throughput(processor, measure.fake_clients, plan.batch_sizes, plan.repeats)
@@ -125,19 +178,6 @@ def run(plan: Plan, progress: Any) -> dict[str, Any]:
             measured = measure.run_workload(rate, symbol_count, plan.cost_seconds)
             rows.append(_cost_row(measured, ms_per_tick, alerts_cpu, memory_gb, architecture, prices))
     report["cost"] = rows
-
-    progress(f"6. query API: every route, {plan.query_repeats} requests each")
-    report["query_api"] = query.report(query.measure_routes(plan.query_repeats), prices, memory_gb, architecture)
-
-    progress(f"7. live dashboard: a broadcast to {live.CONNECTIONS:,} connections, {plan.broadcast_repeats} times")
-    report["live"] = live.report(
-        live.measure_broadcast(plan.broadcast_repeats),
-        live.measure_routes(plan.broadcast_repeats),
-        prices,
-        memory_gb,
-        architecture,
-    )
-    return report
 
 
 def _requests_report(workload: measure.Workload) -> dict[str, Any]:
@@ -240,6 +280,20 @@ def _tick_bytes() -> float:
 
 
 def render_tables(report: dict[str, Any]) -> str:
+    """The results' tables of the parts the report holds."""
+    lines: list[str] = []
+    if "processor_throughput" in report:
+        lines += _tables_1_to_5(report)
+    if "query_api" in report:
+        lines += _table_6(report)
+    if "live" in report:
+        lines += _table_7(report)
+    if "history" in report:
+        lines += history.render(report["history"])
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _tables_1_to_5(report: dict[str, Any]) -> list[str]:
     lines = ["### 1. Processor throughput (one invocation, 20 symbols)", ""]
     lines += ["| batch | in-memory fake | moto in-process |", "|---:|---:|---:|"]
     for size, entry in report["processor_throughput"].items():
@@ -320,7 +374,11 @@ def render_tables(report: dict[str, Any]) -> str:
             f"| {row['alerts_seconds_per_invocation']} | {row['dynamodb_write_units_per_million']:,} "
             f"| {row['alerts_per_million']:,} |"
         )
-    lines += [
+    return lines
+
+
+def _table_6(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "### 6. Query API per route (per request: handler time, DynamoDB requests and read units; "
         "USD per million requests)",
@@ -337,7 +395,11 @@ def render_tables(report: dict[str, Any]) -> str:
             f"| {requests} | {row['read_units']:g} | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} "
             f"| {usd['dynamodb']:.2f} | **{usd['total']:.2f}** |"
         )
-    lines += [
+    return lines
+
+
+def _table_7(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "### 7. Live dashboard: one broadcast batch (20 quotes, 20 bars, 2 alerts) to 1,000 connections "
         "(USD per million messages pushed)",
@@ -370,7 +432,7 @@ def render_tables(report: dict[str, Any]) -> str:
             f"{row['write_units']:g} | {usd['api_gateway']:.2f} | {usd['lambda']:.2f} | {usd['dynamodb']:.2f} "
             f"| **{usd['total']:.2f}** |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def render(report: dict[str, Any]) -> str:
@@ -382,8 +444,10 @@ def render(report: dict[str, Any]) -> str:
         architecture=report["architecture"],
         latency=", ".join(f"{name} {value * 1000:.0f} ms" for name, value in report["latency_assumed_s"].items()),
         prices="\n".join(f"- {name}: {source}" for name, source in report["prices"].items()),
-        burst_firings=report["alerts_burst"]["firings"],
-        burst_runs=report["alerts_burst"]["runs"],
+        burst_firings=report.get("alerts_burst", {}).get("firings", "?"),
+        burst_runs=report.get("alerts_burst", {}).get("runs", "?"),
+        history_ticks=f"{report['history']['measured']['ticks']:,}" if "history" in report else "?",
+        history_shards=report["history"]["measured"]["shards"] if "history" in report else "?",
     )
     note = "\n> Smoke run (tiny sizes): these figures only show that the benchmark runs.\n" if report["smoke"] else ""
     return header + note + "\n## Results\n\n" + render_tables(report)

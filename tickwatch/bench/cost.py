@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tickwatch.analytics.athena import athena_cost
+
 PRICES_PATH = Path(__file__).with_name("prices.toml")
 HOURS_PER_MONTH = 730
 # Typical same-region service latency per call, in seconds: what a function waits for on AWS and
@@ -209,3 +211,75 @@ def websocket_route_cost_per_million(
             + write_units * prices["dynamodb"]["write_request_units_per_million"],
         }
     )
+
+
+# --- the tick history (part 8) ------------------------------------------------------------------
+
+# What the compactor waits for on AWS, per call, in seconds, and how fast it moves bytes to and from
+# S3: typical same-region figures, not measured here (the benchmark's S3 is in memory). A listing
+# page of 1,000 keys takes longer than a small GET.
+COMPACTOR_LATENCY = {"s3:ListObjectsV2": 0.05, "default": LATENCY["s3:PutObject"]}
+S3_BYTES_PER_SECOND = 100 * 1024**2
+DOWNLOAD_THREADS = 32  # the compactor downloads an hour's raw objects this many at a time (compaction.py)
+LIST_PAGE_KEYS = 1000
+
+
+def compactor_requests(raw_objects_per_hour: float, lookback_hours: int) -> dict[str, float]:
+    """S3 requests of one hourly run that compacts the hour just ended (the steady state):
+    `pending` lists the raw keys of the whole look-back window and the history files in it, and
+    reads the fingerprint of each file it has (HEAD); `run` GETs the hour's raw objects and PUTs
+    one Parquet file."""
+    return {
+        "s3:ListObjectsV2": math.ceil(lookback_hours * raw_objects_per_hour / LIST_PAGE_KEYS) + 1,
+        "s3:HeadObject": lookback_hours - 1,
+        "s3:GetObject": raw_objects_per_hour,
+        "s3:PutObject": 1,
+    }
+
+
+def compactor_wait(requests: dict[str, float], raw_bytes: float, parquet_bytes: float) -> float:
+    """Seconds a run waits for S3 on top of its own work: listing pages and HEADs one after
+    another, GETs 32 at a time, then the bytes down and the Parquet file up."""
+    default = COMPACTOR_LATENCY["default"]
+    return (
+        requests.get("s3:ListObjectsV2", 0) * COMPACTOR_LATENCY["s3:ListObjectsV2"]
+        + requests.get("s3:HeadObject", 0) * default
+        + math.ceil(requests.get("s3:GetObject", 0) / DOWNLOAD_THREADS) * default
+        + requests.get("s3:PutObject", 0) * default
+        + (raw_bytes + parquet_bytes) / S3_BYTES_PER_SECOND
+    )
+
+
+def compactor_month_cost(
+    seconds_per_run: float,
+    runs: int,
+    memory_gb: float,
+    requests_per_run: dict[str, float],
+    prices: dict[str, Any],
+    *,
+    architecture: str = "arm64",
+) -> dict[str, float]:
+    """Dollars of `runs` compactor invocations: Lambda's requests and GB-seconds, and the S3
+    requests they make (LIST and PUT at the PUT price, GET and HEAD at the GET price)."""
+    lam, s3 = prices["lambda"], prices["s3"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    put_like = requests_per_run.get("s3:ListObjectsV2", 0) + requests_per_run.get("s3:PutObject", 0)
+    get_like = requests_per_run.get("s3:GetObject", 0) + requests_per_run.get("s3:HeadObject", 0)
+    return _with_total(
+        {
+            "lambda_duration": runs * seconds_per_run * memory_gb * gb_second,
+            "lambda_requests": runs * lam["requests_per_million"] / 1e6,
+            "s3_requests": runs * (put_like * s3["put_per_thousand"] + get_like * s3["get_per_thousand"]) / 1000,
+        }
+    )
+
+
+def s3_storage_month(gigabytes: float, prices: dict[str, Any]) -> float:
+    """Dollars of keeping `gigabytes` (GiB, as S3 bills) in S3 Standard for a month."""
+    return gigabytes * prices["s3"]["storage_gb_month"]
+
+
+def athena_query_cost(scanned_bytes: float) -> float:
+    """Dollars of one Athena query that scans `scanned_bytes`: `tickwatch sql`'s own reckoning
+    (per MB rounded up, at least 10 MB, at the price per TB of prices.toml)."""
+    return float(athena_cost(math.ceil(scanned_bytes)))
