@@ -474,16 +474,7 @@ def test_interrupting_the_wait_stops_the_query_on_athena(athena, workgroup, slow
 
 def test_the_workgroup_s_named_queries_read_back_as_the_template_defines_them(athena, workgroup, batch_get_named_query):
     # Given the template's named queries created in the workgroup, and another in another workgroup
-    template = Template.load()
-    for logical_id in template.logical_ids("AWS::Athena::NamedQuery"):
-        properties = template.resources[logical_id]["Properties"]
-        athena.create_named_query(
-            Name=properties["Name"],
-            Description=properties["Description"],
-            Database=DATABASE,
-            QueryString=properties["QueryString"],
-            WorkGroup=workgroup,
-        )
+    create_template_named_queries(athena, workgroup)
     athena.create_named_query(Name="elsewhere", Database=DATABASE, QueryString="SELECT 1", WorkGroup="primary")
 
     # When they are read back from Athena
@@ -643,8 +634,8 @@ def test_the_summary_of_a_local_query_names_duckdb():
 # --- `tickwatch sql` on AWS, through the command -----------------------------------------------
 
 
-@pytest.fixture
-def deployed_named_queries(aws, athena, workgroup, batch_get_named_query) -> None:
+def create_template_named_queries(athena, workgroup: str) -> None:
+    """The named queries of template.yaml, created in the workgroup as CloudFormation would."""
     template = Template.load()
     for logical_id in template.logical_ids("AWS::Athena::NamedQuery"):
         properties = template.resources[logical_id]["Properties"]
@@ -655,6 +646,11 @@ def deployed_named_queries(aws, athena, workgroup, batch_get_named_query) -> Non
             QueryString=properties["QueryString"],
             WorkGroup=workgroup,
         )
+
+
+@pytest.fixture
+def deployed_named_queries(aws, athena, workgroup, batch_get_named_query) -> None:
+    create_template_named_queries(athena, workgroup)
 
 
 def tickwatch_sql(aws, workgroup: str, *argv: str) -> int:
