@@ -101,9 +101,26 @@ def test_raw_data_expires_by_a_parameter_and_logs_have_retention():
         assert RESOURCES[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
 
 
+# What every stream consumer's own role holds besides its function's work: reading its stream,
+# the failure queue, logs and traces (tests/test_least_privilege.py checks those).
+PLATFORM_STATEMENTS = {
+    "ReadTheTickStream",
+    "ListStreamNames",
+    "ReadTheMarketTableStream",
+    "SendFailedBatchesToTheFailureQueue",
+    "WriteItsLogs",
+    "WriteTraces",
+}
+
+
 def _statements(function: str) -> list[dict]:
-    policies = RESOURCES[function]["Properties"]["Policies"]
-    return [statement for policy in policies for statement in policy["Statement"]]
+    """The statements of the function's own work: its `Policies`, or those of the role it names."""
+    properties = RESOURCES[function]["Properties"]
+    if "Role" in properties:
+        role = RESOURCES[properties["Role"]["Fn::GetAtt"][0]]["Properties"]
+        documents = [policy["PolicyDocument"] for policy in role["Policies"]]
+        return [s for document in documents for s in document["Statement"] if s["Sid"] not in PLATFORM_STATEMENTS]
+    return [statement for policy in properties["Policies"] for statement in policy["Statement"]]
 
 
 @pytest.mark.parametrize(
