@@ -254,6 +254,48 @@ def test_samconfig_has_dev_and_prod_stacks_whose_overrides_are_template_paramete
             assert allowed is None or value in [str(v) for v in allowed], (environment, name)
 
 
+def _prod_overrides() -> dict[str, str]:
+    import shlex
+
+    config = tomllib.loads((REPOSITORY / "samconfig.toml").read_text())
+    pairs = shlex.split(config["prod"]["deploy"]["parameters"]["parameter_overrides"])
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_prod_keeps_a_week_of_stream_a_year_of_logs_and_protects_the_table():
+    overrides = _prod_overrides()
+    assert overrides["StreamRetentionHours"] == "168"
+    assert overrides["LogRetentionDays"] == "365"
+    assert overrides["TableDeletionProtection"] == "true"
+    assert overrides["RawBucketAccessLogging"] == "true"
+
+
+def test_raw_bucket_keeps_previous_versions_for_a_while_and_can_log_access():
+    bucket = RESOURCES["RawBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["ExpirePreviousVersions"]["NoncurrentVersionExpiration"] == {
+        "NoncurrentDays": {"Ref": "RawVersionRetentionDays"}
+    }
+    assert rules["RemoveDeleteMarkersOfExpiredObjects"]["ExpiredObjectDeleteMarker"] is True
+    condition, logging, no_logging = bucket["LoggingConfiguration"]["Fn::If"]
+    assert (condition, no_logging) == ("HasRawBucketAccessLogging", {"Ref": "AWS::NoValue"})
+    assert logging["DestinationBucketName"] == {"Ref": "AccessLogBucket"}
+    for logical_id in ("AccessLogBucket", "AccessLogBucketPolicy"):
+        assert TEMPLATE.resources[logical_id]["Condition"] == "HasRawBucketAccessLogging"
+    statements = RESOURCES["AccessLogBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    (delivery,) = [s for s in statements if s["Effect"] == "Allow"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert delivery["Condition"]["ArnLike"] == {"aws:SourceArn": {"Fn::GetAtt": ["RawBucket", "Arn"]}}
+
+
+def test_the_market_table_can_be_protected_from_deletion_by_a_parameter():
+    table = RESOURCES["MarketTable"]["Properties"]
+    assert table["DeletionProtectionEnabled"] == {"Fn::If": ["ProtectsTable", True, False]}
+    assert TEMPLATE.body["Conditions"]["ProtectsTable"] == {"Fn::Equals": [{"Ref": "TableDeletionProtection"}, "true"]}
+    assert TEMPLATE.body["Parameters"]["TableDeletionProtection"]["Default"] == "false"
+
+
 def test_table_is_on_demand_with_new_and_old_images_and_ttl():
     table = RESOURCES["MarketTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"

@@ -346,6 +346,8 @@ def _create_bucket(template: Template, logical_id: str, session: Any) -> Physica
         s3.put_public_access_block(
             Bucket=name, PublicAccessBlockConfiguration=properties["PublicAccessBlockConfiguration"]
         )
+    if properties.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     lifecycle = properties.get("LifecycleConfiguration", {}).get("Rules")
     if lifecycle:
         s3.put_bucket_lifecycle_configuration(
@@ -364,6 +366,11 @@ def _lifecycle_rule(rule: Mapping[str, Any]) -> dict[str, Any]:
     }
     if "ExpirationInDays" in rule:
         converted["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        days = int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        converted["NoncurrentVersionExpiration"] = {"NoncurrentDays": days}
+    if rule.get("ExpiredObjectDeleteMarker"):
+        converted["Expiration"] = {"ExpiredObjectDeleteMarker": True}
     if "AbortIncompleteMultipartUpload" in rule:
         days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
         converted["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
