@@ -268,6 +268,7 @@ def test_prod_keeps_a_week_of_stream_a_year_of_logs_and_protects_the_table():
     assert overrides["LogRetentionDays"] == "365"
     assert overrides["TableDeletionProtection"] == "true"
     assert overrides["RawBucketAccessLogging"] == "true"
+    assert "@" in overrides["OpsEmail"]  # the alarms reach the operator
 
 
 def test_raw_bucket_keeps_previous_versions_for_a_while_and_can_log_access():

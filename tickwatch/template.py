@@ -250,6 +250,7 @@ def create_resources(template: Template, session: Any, *, api_key: str | None = 
     `api_key` is the value of the APIs' keys (default: one moto makes up).
     """
     creators: list[tuple[str, Callable[[Template, str, Any], PhysicalResource]]] = [
+        ("AWS::KMS::Key", _create_key),
         ("AWS::Kinesis::Stream", _create_stream),
         ("AWS::S3::Bucket", _create_bucket),
         ("AWS::DynamoDB::Table", _create_table),
@@ -405,6 +406,21 @@ def _create_table(template: Template, logical_id: str, session: Any) -> Physical
     if "LatestStreamArn" in description:
         attributes["StreamArn"] = description["LatestStreamArn"]
     return PhysicalResource(ref=name, attributes=attributes)
+
+
+def _create_key(template: Template, logical_id: str, session: Any) -> PhysicalResource:
+    """A customer-managed key (the ops topic's), found again by its alias when the emulator has it,
+    so a topic encrypted with it is created with the same attributes. Key policies are not set:
+    moto does not enforce them."""
+    kms = session.client("kms")
+    alias = f"alias/{template.physical_name(logical_id)}"
+    try:
+        metadata = kms.describe_key(KeyId=alias)["KeyMetadata"]
+    except kms.exceptions.NotFoundException:
+        description = str(template.properties(logical_id).get("Description", logical_id))
+        metadata = kms.create_key(Description=description)["KeyMetadata"]
+        kms.create_alias(AliasName=alias, TargetKeyId=metadata["KeyId"])
+    return PhysicalResource(ref=metadata["KeyId"], attributes={"Arn": metadata["Arn"], "KeyId": metadata["KeyId"]})
 
 
 def _create_topic(template: Template, logical_id: str, session: Any) -> PhysicalResource:
