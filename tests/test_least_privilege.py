@@ -1,15 +1,36 @@
 """The IAM roles CloudFormation gets: template.yaml translated by SAM's own translator, so the roles
-SAM generates (and the managed policies it attaches) are checked too, not only what we wrote."""
+SAM generates (and the managed policies it attaches) are checked too, not only what we wrote.
+
+The translator runs in the SAM CLI's virtualenv (`make install`): it pins a pydantic older than the
+one the functions' layer ships, so it cannot share the development environment.
+"""
 
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform
 
 from tickwatch.template import load_template
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+SAM_PYTHON = REPOSITORY / ".venv" / "sam" / "bin" / "python"
+# Reads a template (JSON) on stdin and writes what SAM turns it into: what `sam deploy` would send.
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+
+class NoManagedPolicyLookup:
+    def load(self):
+        return {}
+
+print(json.dumps(transform(json.load(sys.stdin), {}, NoManagedPolicyLookup())))
+"""
 
 # Services whose actions read or change data. None of them may be allowed on every resource.
 DATA_SERVICES = {"s3", "dynamodb", "kinesis", "sqs", "sns", "execute-api", "apigateway", "athena", "glue", "kms"}
@@ -28,29 +49,27 @@ STREAM_CONSUMERS = {
 }
 
 
-class _NoManagedPolicies:
-    """SAM looks policy names up in IAM; the template names none, so nothing is looked up."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
 @pytest.fixture(scope="module")
-def translated(monkeypatch_module) -> dict[str, Any]:
+def translated() -> dict[str, Any]:
+    assert SAM_PYTHON.exists(), f"{SAM_PYTHON} is missing: run make install"
     template = copy.deepcopy(load_template())
     for resource in template["Resources"].values():
         properties = resource.get("Properties", {})
         for key in ("CodeUri", "ContentUri"):  # as `sam package` leaves them
             if isinstance(properties.get(key), str):
                 properties[key] = f"s3://packaged-artifacts/{properties[key].strip('/')}"
-    return transform(template, {}, _NoManagedPolicies())
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator asks for a region
-        yield patch
+    environment = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}  # the translator asks for a region
+    result = subprocess.run(
+        [str(SAM_PYTHON), "-c", _TRANSLATE],
+        input=json.dumps(template),
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
 
 
 def _roles(translated: dict[str, Any]) -> dict[str, dict[str, Any]]:
