@@ -11,6 +11,10 @@ BIN := $(abspath $(VENV))/bin
 SAM_VENV := $(VENV)/sam
 SAM := $(abspath $(SAM_VENV))/bin/sam
 SAM_VERSION := 1.170.0
+# checkov scans the template in `make lint`; it pins its own boto3 and more, so it lives apart too.
+CHECKOV_VENV := $(VENV)/checkov
+CHECKOV := $(abspath $(CHECKOV_VENV))/bin/checkov
+CHECKOV_VERSION := 3.3.30
 
 export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= us-east-1
@@ -21,7 +25,7 @@ export PATH := $(BIN):$(PATH)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed ## create .venv with everything to develop and test
+install: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed ## create .venv with everything to develop and test
 
 $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	@test -n "$(PYTHON)" && $(PYTHON) -c "" 2>/dev/null || { echo "Python 3.13 (the Lambda runtime's version) is needed: install it (e.g. pyenv install 3.13) or run make PYTHON=/path/to/python3.13" >&2; exit 1; }
@@ -35,6 +39,11 @@ $(SAM_VENV)/.installed: .ci/constraints-sam.txt | $(VENV)/.installed
 	$(SAM_VENV)/bin/python -m pip install --quiet --constraint .ci/constraints-sam.txt aws-sam-cli==$(SAM_VERSION)
 	@touch $@
 
+$(CHECKOV_VENV)/.installed: .ci/constraints-checkov.txt | $(VENV)/.installed
+	$(BIN)/python -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --constraint .ci/constraints-checkov.txt checkov==$(CHECKOV_VERSION)
+	@touch $@
+
 run: $(VENV)/.installed ## the whole pipeline on this machine for 2 minutes (more: make run ARGS="--duration 10m")
 	$(BIN)/tickwatch local --duration 2m $(ARGS)
 
@@ -44,11 +53,12 @@ soak: $(VENV)/.installed ## the local stack at 2,000 ticks/s for 10 minutes, mea
 bench: $(VENV)/.installed ## measure the functions and model their cost; writes docs/performance.md and .json
 	$(BIN)/python -m tickwatch.bench $(ARGS)
 
-lint: install ## ruff, cfn-lint and sam validate --lint
+lint: install ## ruff, cfn-lint, sam validate --lint and checkov (zero failed checks; accepted ones are skipped in the template with their reason)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/cfn-lint template.yaml
 	$(SAM) validate --lint
+	$(CHECKOV) --file template.yaml --framework cloudformation --quiet --compact --skip-download
 
 build: install ## sam build into a temporary directory (proves the template and layer package)
 	@build_dir=$$(mktemp -d) && trap 'rm -rf "$$build_dir"' EXIT && \
@@ -117,4 +127,7 @@ lock: ## re-pin every transitive dependency after changing a version in pyprojec
 	    "$$lock_dir/dev/bin/python" -m pip freeze --exclude-editable | grep -v '^tickwatch'; } > .ci/constraints.txt && \
 	  $(PYTHON) -m venv "$$lock_dir/sam" && "$$lock_dir/sam/bin/python" -m pip install --quiet aws-sam-cli==$(SAM_VERSION) && \
 	  { echo "# Pins for the SAM CLI virtualenv (make install). Regenerate: make lock"; \
-	    "$$lock_dir/sam/bin/python" -m pip freeze; } > .ci/constraints-sam.txt
+	    "$$lock_dir/sam/bin/python" -m pip freeze; } > .ci/constraints-sam.txt && \
+	  $(PYTHON) -m venv "$$lock_dir/checkov" && "$$lock_dir/checkov/bin/python" -m pip install --quiet checkov==$(CHECKOV_VERSION) && \
+	  { echo "# Pins for the checkov virtualenv (make install). Regenerate: make lock"; \
+	    "$$lock_dir/checkov/bin/python" -m pip freeze; } > .ci/constraints-checkov.txt
