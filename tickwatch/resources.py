@@ -59,6 +59,7 @@ OUTPUTS = {
     "alerts_failure_queue": ("AlertsFailureQueueUrl", "--alerts-failure-queue"),
     "processor_function": ("ProcessorFunctionName", "--processor-function"),
     "alerts_function": ("AlertsFunctionName", "--alerts-function"),
+    "broadcast_function": ("BroadcastFunctionName", "--broadcast-function"),
     "query_api_key_id": ("QueryApiKeyId", "--key-id"),
     "query_api_url": ("QueryApiUrl", "--query-api-url"),
     "live_api_url": ("LiveApiUrl", "--live-api-url"),

@@ -5,7 +5,7 @@ input (a bad symbol, threshold, e-mail address, rule id, provider or option).
 
 The parser is in parser.py; the commands are in fetch.py, local.py, rules.py (rules and e-mail
 subscriptions), failures.py (dlq), reads.py (quotes, alerts, api-key), dashboard.py (dashboard
-publish), history.py (history compact) and sql.py (sql).
+publish), history.py (history compact), sql.py (sql) and status.py (status).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from tickwatch.cli.rules import (
     command_unsubscribe,
 )
 from tickwatch.cli.sql import command_sql
+from tickwatch.cli.status import command_status
 from tickwatch.resources import AwsContext, CliError, explain
 
 __all__ = ["COMMANDS", "build_parser", "main", "run"]
@@ -54,6 +55,7 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
                 "alerts_failure_queue",
                 "processor_function",
                 "alerts_function",
+                "broadcast_function",
                 "query_api_key_id",
                 "query_api_url",
                 "live_api_url",
@@ -109,4 +111,5 @@ COMMANDS = {
     "dashboard publish": command_dashboard_publish,
     "history compact": command_history_compact,
     "sql": command_sql,
+    "status": command_status,
 }

@@ -195,6 +195,20 @@ def build_parser() -> argparse.ArgumentParser:
     publish.add_argument("--live-api-url", help="default: the stack's LiveApiUrl")
     publish.add_argument("--dashboard-url", help="default: the stack's DashboardUrl")
 
+    status = commands.add_parser(
+        "status",
+        parents=[aws],
+        help="what the alarms say, failure queues and stream lag",
+        description="The state of the stack's alarms, its failure queues' depth and how far each stream consumer "
+        "is behind, from CloudWatch and SQS; for a running `tickwatch local up`, what the template's alarms on "
+        "function errors, lag and failure queues would say about it.",
+    )
+    status.add_argument("--processor-failure-queue", help="default: the stack's ProcessorFailureQueueUrl")
+    status.add_argument("--alerts-failure-queue", help="default: the stack's AlertsFailureQueueUrl")
+    status.add_argument("--processor-function", help="default: the stack's ProcessorFunctionName")
+    status.add_argument("--alerts-function", help="default: the stack's AlertsFunctionName")
+    status.add_argument("--broadcast-function", help="default: the stack's BroadcastFunctionName")
+
     history = commands.add_parser("history", help="the tick history in Parquet")
     history_commands = history.add_subparsers(dest="history_command", required=True, metavar="COMMAND")
     compact = history_commands.add_parser(

@@ -111,11 +111,21 @@ class MappingStats:
     bisections: int = 0
     sent_to_on_failure: int = 0
     last_arrival: datetime | None = None  # arrival of the newest record a batch has finished with
+    # Lambda's IteratorAge metric: the age of a batch's newest record when the batch was done, and when.
+    last_batch_age: float = 0.0
+    last_batch_done: datetime | None = None
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def iterator_age(self) -> float:
-        """Seconds between now and the arrival of the last record processed (Lambda's IteratorAge)."""
+        """Seconds between now and the arrival of the last record processed (the status line's lag)."""
         return 0.0 if self.last_arrival is None else max(0.0, (datetime.now(UTC) - self.last_arrival).total_seconds())
+
+    def iterator_age_metric(self, within: float = 60.0) -> float | None:
+        """IteratorAge as CloudWatch has it: the last batch's, or None when no batch was done in the
+        last `within` seconds (an idle stream sends no data point, and its alarm stays OK)."""
+        if self.last_batch_done is None or (datetime.now(UTC) - self.last_batch_done).total_seconds() > within:
+            return None
+        return self.last_batch_age
 
 
 class EventSourceMapping:
@@ -333,6 +343,8 @@ class EventSourceMapping:
         newest = max(events.arrival_of(r) for r in records)
         if self.stats.last_arrival is None or newest > self.stats.last_arrival:
             self.stats.last_arrival = newest
+        now = datetime.now(UTC)
+        self.stats.last_batch_age, self.stats.last_batch_done = max(0.0, (now - newest).total_seconds()), now
 
     def _send_on_failure(
         self, shard_id: str, records: list[dict[str, Any]], condition: str, invokes: int, outcome: Invocation | None

@@ -19,6 +19,7 @@ from botocore.config import Config
 
 from tickwatch.fetch.runner import Progress, run_fetch, stop_on_signals
 from tickwatch.fetch.writer import KinesisWriter, Spool
+from tickwatch.local import health
 from tickwatch.local.faults import FaultPlan
 from tickwatch.local.history import compact_and_query
 from tickwatch.local.inbox import ReceivedAlert
@@ -172,6 +173,7 @@ def run_demo(
                 stack.faults.disable()
             stack.inbox.drain()
             summary_lines = _summary(stack, writer.stats.sent, summary.invalid, caught_up, workdir)
+            summary_lines += "\n" + "\n".join(health.summary_lines(health.evaluate(stack)))
             summary_lines += "\n" + "\n".join(compact_and_query(stack, run_started, datetime.now(UTC), workdir))
             screen.progress.finish(summary_lines)
             return 0 if caught_up else 1
@@ -293,17 +295,35 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
                 "then tickwatch sql --list"
             )
             screen.line("stop with Ctrl-C or: tickwatch local down")
+            screen.line("alarms: tickwatch status shows what the template's alarms would say")
             stop = threading.Event()
             with stop_on_signals(stop):
-                while not stop.wait(1.0):
-                    pass
+                _watch_alarms(stack, screen, stop)
         finally:
+            health.health_path().unlink(missing_ok=True)
             LocalState.remove()
             if bridge is not None:
                 bridge.stop()
             stack.stop()
         screen.line("local stack stopped")
     return 0
+
+
+def _watch_alarms(stack: LocalStack, screen: Screen, stop: threading.Event, every: float = 5.0) -> None:
+    """Until `stop`: evaluate the alarms every few seconds for `tickwatch status`, and say when one
+    fires or clears, as CloudWatch would notify OpsTopic."""
+    firing: set[str] = set()
+    while True:
+        states = health.evaluate(stack)
+        health.write(states)
+        for state in states:
+            if state.firing and state.alarm not in firing:
+                screen.line(f"ALARM  {state.alarm}: {state.value} ({state.threshold})")
+            elif not state.firing and state.alarm in firing:
+                screen.line(f"OK     {state.alarm}: {state.value}")
+        firing = {state.alarm for state in states if state.firing}
+        if stop.wait(every):
+            return
 
 
 def _listen_on_docker_bridge(port: int, screen: Screen) -> MotoServer | None:
