@@ -33,6 +33,7 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert burst["in_memory_fake"]["p50_ms"] > 0
     assert burst["modelled_aws_wait_ms"] > 0
     assert all(entry["median_ms"] > 0 for entry in report["cold_start"].values())
+    assert all(entry["untraced_median_ms"] > 0 for entry in report["cold_start"].values())
     assert "QueryFunction" in report["cold_start"]
     routes = {row["route"]: row for row in report["query_api"]}
     assert routes["GET /quotes (100 symbols)"]["requests"] == {"dynamodb:BatchGetItem": 1, "dynamodb:Query": 1}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
@@ -19,9 +19,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tickwatch_core.alerts import AlertDispatcher, AlertsReport, StreamQuoteUpdate, quote_update_from_image
 from tickwatch_core.config import AlertsSettings
 from tickwatch_core.items import QUOTE_SORT_KEY
+from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 
 settings = AlertsSettings.from_environment()

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.config import Config
 
-from tickwatch_core.aws import CLIENT_CONFIG, AwsClients
+from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import BroadcastSettings
 from tickwatch_core.live.broadcast import Broadcaster, BroadcastReport
 from tickwatch_core.live.connections import ConnectionStore
 from tickwatch_core.live.messages import TableChange
+from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 
 settings = BroadcastSettings.from_environment()
@@ -33,7 +33,7 @@ clients = AwsClients(
         # connection's 410 must not be retried at all.
         "apigatewaymanagementapi": {
             "endpoint_url": settings.live_api_endpoint,
-            "config": CLIENT_CONFIG.merge(Config(retries={"mode": "standard", "max_attempts": 1}, read_timeout=5)),
+            "config": {"retries": {"mode": "standard", "max_attempts": 1}, "read_timeout": 5},
         }
     }
 )

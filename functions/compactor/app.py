@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -22,9 +22,10 @@ from tickwatch_core.config import CompactorSettings
 from tickwatch_core.history.compaction import CompactionReport, HistoryCompactor, HourReport
 from tickwatch_core.history.engine import EngineSettings, ParquetEngine
 from tickwatch_core.history.layout import ONE_HOUR, hour_of
+from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 
 settings = CompactorSettings.from_environment()

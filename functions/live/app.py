@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -14,9 +14,10 @@ from tickwatch_core.config import LiveSettings
 from tickwatch_core.live.connections import ConnectionStore
 from tickwatch_core.live.keys import ApiKeyCheck
 from tickwatch_core.live.routes import LiveRoutes
+from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 
 settings = LiveSettings.from_environment()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,9 +19,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from tickwatch_core.config import ProcessorSettings
 from tickwatch_core.processor import BatchReport, StreamRecord, TickBatchProcessor
 from tickwatch_core.repair import REPLAY_FLAG
+from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 metrics = Metrics()
 
 # Read once at cold start: a missing variable fails the init, naming the variable.

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickwatch_core.config import QuerySettings
 from tickwatch_core.query_api.app import QueryService, build_app
+from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = handler_tracer()
 
 settings = QuerySettings.from_environment()
 service = QueryService(settings)

@@ -343,9 +343,17 @@ def _tables_1_to_5(report: dict[str, Any]) -> list[str]:
         f"| on AWS, modelled: fake time + {burst['modelled_aws_wait_ms']} ms waiting for AWS "
         f"| {round(burst['in_memory_fake']['p50_ms'] + burst['modelled_aws_wait_ms'], 1)} ms | |",
     ]
-    lines += ["", "### 4. Cold start: importing the handler module", "", "| function | median |", "|---|---:|"]
+    lines += [
+        "",
+        "### 4. Cold start: importing the handler module",
+        "",
+        "| function | Tracing=Active (default) | Tracing=Disabled |",
+        "|---|---:|---:|",
+    ]
     for function, entry in report["cold_start"].items():
-        lines.append(f"| {function} | {entry['median_ms']} ms ({entry['runs']} runs) |")
+        lines.append(
+            f"| {function} | {entry['median_ms']} ms | {entry['untraced_median_ms']} ms ({entry['runs']} runs each) |"
+        )
     lines += [
         "",
         "### 5. Cost per million ticks (USD)",

@@ -7,18 +7,25 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 # Standard retry mode retries throttling and 5xx with jittered backoff; three attempts keep a
 # throttled batch well inside the function timeout before it is reported as a partial failure.
-CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3},
-    connect_timeout=5,
-    read_timeout=10,
-    max_pool_connections=32,
-)
+CLIENT_SETTINGS: dict[str, Any] = {
+    "retries": {"mode": "standard", "max_attempts": 3},
+    "connect_timeout": 5,
+    "read_timeout": 10,
+    "max_pool_connections": 32,
+}
+
+
+def client_config(**overrides: Any) -> Any:
+    """botocore's Config of the functions' clients, with `overrides`. boto3 and botocore.config are
+    imported when the first client is made, not at cold start: they are a third of a second, and
+    only a handler that calls AWS needs them."""
+    from botocore.config import Config
+
+    return Config(**{**CLIENT_SETTINGS, **overrides})
 
 
 class ContainerStopped(RuntimeError):
@@ -76,9 +83,15 @@ def remove_client_customizer(customize: Callable[[Any], None]) -> None:
     _client_customizers.remove(customize)
 
 
-def create_client(service: str, *, endpoint_url: str | None = None, config: Config = CLIENT_CONFIG) -> Any:
+def create_client(service: str, *, endpoint_url: str | None = None, config: Any = None) -> Any:
     """A client of `endpoint_url` if given, else of AWS_ENDPOINT_URL when it is set (and not empty)
-    for a local emulator, else of AWS."""
+    for a local emulator, else of AWS. `config`: botocore's Config, or a dict of settings that
+    override `CLIENT_SETTINGS` (default: `client_config()`)."""
+    import boto3
+
+    if config is None or isinstance(config, dict):
+        config = client_config(**(config or {}))
+
     endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None
     client = boto3.session.Session().client(service, endpoint_url=endpoint_url, config=config)
     for customize in _client_customizers:

@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from typing import Any
-
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from tickwatch_core.market import Bar, Quote, Trade
 from tickwatch_core.rules import Direction, Firing, Rule, RuleState
@@ -33,8 +32,16 @@ TTL_ATTRIBUTE = "expires_at"
 KIND_INDEX = "ByKind"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+
+
+@cache
+def _converters() -> tuple[Any, Any]:
+    """boto3's serializer and deserializer, imported on first use: boto3 is about a quarter of a
+    second of cold start, and a handler needs it only once it calls AWS."""
+    from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+    return TypeSerializer(), TypeDeserializer()
+
 
 Key = dict[str, dict[str, str]]
 AttributeMap = dict[str, dict[str, Any]]
@@ -67,11 +74,13 @@ def key_of(item: AttributeMap) -> tuple[str, str]:
 
 def serialize(values: Mapping[str, Any]) -> AttributeMap:
     """Plain values -> DynamoDB attribute map; `None` values are left out."""
-    return {name: _serializer.serialize(value) for name, value in values.items() if value is not None}
+    serializer = _converters()[0]
+    return {name: serializer.serialize(value) for name, value in values.items() if value is not None}
 
 
 def deserialize(item: AttributeMap) -> dict[str, Any]:
-    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+    deserializer = _converters()[1]
+    return {name: deserializer.deserialize(value) for name, value in item.items()}
 
 
 # --- quotes -------------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Tracing off means the X-Ray SDK is never imported; on, the handlers get Powertools' Tracer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tickwatch.template import Template
+from tickwatch_core.tracing import Untraced, handler_tracer, tracing_disabled
+
+REPOSITORY = Path(__file__).resolve().parent.parent.parent
+
+
+def test_the_untraced_decorators_return_the_function_itself():
+    def handler(event, context):
+        return event
+
+    untraced = Untraced()
+    assert untraced.capture_lambda_handler(handler) is handler
+    assert untraced.capture_lambda_handler()(handler) is handler
+    assert untraced.capture_method(handler) is handler
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled"), [("true", True), ("TRUE", True), ("1", True), ("false", False), ("", False)]
+)
+def test_tracing_is_disabled_by_the_powertools_variable(value, disabled):
+    assert tracing_disabled({"POWERTOOLS_TRACE_DISABLED": value}) is disabled
+
+
+def test_with_tracing_on_the_handler_gets_powertools_tracer(monkeypatch):
+    monkeypatch.delenv("POWERTOOLS_TRACE_DISABLED", raising=False)
+    assert type(handler_tracer()).__name__ == "Tracer"
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    assert isinstance(handler_tracer(), Untraced)
+
+
+@pytest.mark.parametrize("function", sorted(Template.load().logical_ids("AWS::Serverless::Function")))
+def test_a_handler_imported_with_tracing_disabled_imports_neither_the_xray_sdk_nor_boto3(function):
+    properties = Template.load().resources[function]["Properties"]
+    module = properties["Handler"].rsplit(".", 1)[0]
+    environment = {
+        **os.environ,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYTHONPATH": os.pathsep.join([str(REPOSITORY / properties["CodeUri"]), str(REPOSITORY / "layers" / "common")]),
+        # What the template gives each function; names only, nothing is called at import.
+        "RAW_BUCKET": "bucket",
+        "TABLE_NAME": "table",
+        "BAR_RETENTION_DAYS": "30",
+        "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
+        "ALERT_HISTORY_DAYS": "90",
+        "ALLOWED_ORIGIN": "*",
+        "LOOKBACK_HOURS": "48",
+        "CONNECTION_TABLE_NAME": "connections",
+        "USAGE_PLAN_ID": "plan",
+        "LIVE_API_ENDPOINT": "https://example.execute-api.us-east-1.amazonaws.com/live",
+    }
+    script = (
+        f"import sys, {module}; print(sorted({{n.split('.')[0] for n in sys.modules}} & {{'aws_xray_sdk', 'boto3'}}))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, cwd="/")
+    assert result.returncode == 0, result.stderr
+    # Neither the X-Ray SDK nor boto3: the first AWS call imports boto3, not the cold start.
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_template_turns_tracing_off_everywhere_with_one_parameter():
+    template = Template.load()
+    function_globals = template.body["Globals"]["Function"]
+    assert function_globals["Tracing"] == {"Ref": "Tracing"}
+    assert function_globals["Environment"]["Variables"]["POWERTOOLS_TRACE_DISABLED"] == {
+        "Fn::If": ["TracesFunctions", {"Ref": "AWS::NoValue"}, "true"]
+    }
+    assert template.resources["QueryApi"]["Properties"]["TracingEnabled"] == {
+        "Fn::If": ["TracesFunctions", True, False]
+    }
+    assert template.body["Parameters"]["Tracing"]["Default"] == "Active"
+
+
+def test_our_dynamodb_number_context_is_boto3s():
+    from boto3.dynamodb.types import DYNAMODB_CONTEXT as BOTO3_CONTEXT
+
+    from tickwatch_core.numbers import DYNAMODB_CONTEXT
+
+    assert (DYNAMODB_CONTEXT.prec, DYNAMODB_CONTEXT.Emin, DYNAMODB_CONTEXT.Emax) == (
+        BOTO3_CONTEXT.prec,
+        BOTO3_CONTEXT.Emin,
+        BOTO3_CONTEXT.Emax,
+    )
+    assert {name for name, on in DYNAMODB_CONTEXT.traps.items() if on} == {
+        name for name, on in BOTO3_CONTEXT.traps.items() if on
+    }
