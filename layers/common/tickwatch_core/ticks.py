@@ -17,9 +17,6 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
-
 from tickwatch_core.numbers import storable_decimal
 from tickwatch_core.schema_check import Check, compile_check
 
@@ -86,7 +83,11 @@ def tick_schema() -> dict[str, Any]:
 
 
 @cache
-def _validator() -> Draft202012Validator:
+def _validator() -> Any:
+    # Imported with the first tick validated: jsonschema is a tenth of a second of cold start, and
+    # the functions that only read stored items never need it.
+    from jsonschema import Draft202012Validator
+
     schema = tick_schema()
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
@@ -95,7 +96,7 @@ def _validator() -> Draft202012Validator:
 @cache
 def _fast_check() -> Check | None:
     """The schema compiled to direct checks (see schema_check.py); jsonschema decides the rest."""
-    return compile_check(tick_schema(), Draft202012Validator.TYPE_CHECKER)
+    return compile_check(tick_schema(), _validator().TYPE_CHECKER)
 
 
 def parse_tick(data: bytes, *, received_at: datetime) -> Tick:
@@ -122,6 +123,8 @@ def validate_tick_document(document: Any, *, received_at: datetime) -> Tick:
         raise TickRejected(f"not a JSON object but {_json_type_name(document)}")
     fast = _fast_check()
     if (fast is None or not fast(document)) and not (validator := _validator()).is_valid(document):
+        from jsonschema.exceptions import best_match
+
         error = best_match(validator.iter_errors(document))
         where = ".".join(str(part) for part in error.absolute_path) or "tick"
         raise TickRejected(f"{where}: {_DECIMAL_REPR.sub(r'\1', error.message)}")
