@@ -77,9 +77,14 @@ def test_status_shows_what_local_up_last_evaluated(tmp_path, capsys):
 
 def test_status_of_a_deployed_stack_reads_alarms_queues_and_iterator_age(aws, capsys):
     cloudwatch, sqs = aws.client("cloudwatch"), aws.client("sqs")
-    for logical_id in ("ProcessorErrorsAlarm", "AlertsFailureAlarm"):
+    # Two of this stack's alarms, named as CloudFormation names them, and another stack's.
+    for name in (
+        f"{STACK}-ProcessorErrorsAlarm-1A2B3C4D5E6F",
+        f"{STACK}-AlertsFailureAlarm-1A2B3C4D5E6F",
+        "other-stack-ProcessorErrorsAlarm-XYZXYZXYZXYZ",
+    ):
         cloudwatch.put_metric_alarm(
-            AlarmName=f"{STACK}-{logical_id}-1A2B3C4D5E6F",
+            AlarmName=name,
             MetricName="Errors",
             Namespace="AWS/Lambda",
             Statistic="Sum",
@@ -88,16 +93,6 @@ def test_status_of_a_deployed_stack_reads_alarms_queues_and_iterator_age(aws, ca
             Threshold=0,
             ComparisonOperator="GreaterThanThreshold",
         )
-    cloudwatch.put_metric_alarm(  # another stack's: not shown
-        AlarmName="other-stack-ProcessorErrorsAlarm-XYZXYZXYZXYZ",
-        MetricName="Errors",
-        Namespace="AWS/Lambda",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-    )
     cloudwatch.set_alarm_state(
         AlarmName=f"{STACK}-AlertsFailureAlarm-1A2B3C4D5E6F", StateValue="ALARM", StateReason="1 message in the queue"
     )
