@@ -13,6 +13,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from tickwatch.analytics.output import format_bytes
 from tickwatch.resources import AwsContext, CliError, InputError
 from tickwatch.template import Template
 from tickwatch_core.aws import AwsClients
@@ -74,18 +75,10 @@ def command_history_compact(args: argparse.Namespace, context: AwsContext) -> in
 
 def describe(hour: HourReport) -> str:
     line = (
-        f"{hour.hour:%Y-%m-%dT%H}  {hour.reason:<9}  {hour.raw_objects:,} raw objects ({_size(hour.raw_bytes)})"
-        f" -> {hour.rows:,} ticks ({hour.duplicates:,} duplicates) in {_size(hour.parquet_bytes)} of Parquet,"
+        f"{hour.hour:%Y-%m-%dT%H}  {hour.reason:<9}  {hour.raw_objects:,} raw objects ({format_bytes(hour.raw_bytes)})"
+        f" -> {hour.rows:,} ticks ({hour.duplicates:,} duplicates) in {format_bytes(hour.parquet_bytes)} of Parquet,"
         f" {hour.seconds:.1f} s"
     )
     for key, reason in hour.unreadable:
         line += f"\n    unreadable, recorded in quarantine/: {key}: {reason}"
     return line
-
-
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:,.1f} {unit}"
-        count /= 1000
-    return f"{count} B"

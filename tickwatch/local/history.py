@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tickwatch.analytics.local import LocalHistory
-from tickwatch.analytics.output import render
+from tickwatch.analytics.output import format_bytes, render
 from tickwatch.analytics.result import QueryError
 from tickwatch.local.stack import LocalStack
 from tickwatch_core.aws import AwsClients
@@ -36,8 +36,8 @@ def compact_and_query(stack: LocalStack, since: datetime, now: datetime, workdir
     parquet_bytes = sum(hour.parquet_bytes for hour in report.compacted)
     lines = [
         f"  history            {len(report.compacted)} hour(s) compacted: {report.rows:,} ticks "
-        f"({report.duplicates:,} duplicates removed), {parquet_bytes / 1e3:,.0f} KB of Parquet "
-        f"from {raw_bytes / 1e3:,.0f} KB of gzip JSON Lines"
+        f"({report.duplicates:,} duplicates removed), {format_bytes(parquet_bytes)} of Parquet "
+        f"from {format_bytes(raw_bytes)} of gzip JSON Lines"
     ]
     lines += [f"  history failed     {hour:%Y-%m-%dT%H}: {error}" for hour, error in report.failed]
     if not report.compacted:
