@@ -22,7 +22,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from botocore.exceptions import ClientError
 
@@ -30,7 +29,7 @@ from tickwatch_core import exact_json
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import QuerySettings
 from tickwatch_core.market_reader import MarketReader
-from tickwatch_core.query_api import models
+from tickwatch_core.query_api import documents, models
 from tickwatch_core.query_api.bars import MAX_BARS, bars_page, bars_query, bars_query_from_cursor, parse_time
 from tickwatch_core.query_api.errors import ApiError, checked, invalid, not_found
 from tickwatch_core.query_api.views import (
@@ -64,7 +63,6 @@ _THROTTLING = {
     "UnprocessedItems",
 }
 _SYMBOL = SYMBOL_PATTERN.pattern
-API_KEY_SCHEME = "apiKey"
 
 
 @dataclass
@@ -106,7 +104,6 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         enable_validation=True,
         cors=CORSConfig(allow_origin=allowed_origin, allow_headers=["x-api-key"], max_age=600),
     )
-    security = [{API_KEY_SCHEME: []}]
     # Routes carry no return annotation: Powertools would validate the answer against it, and they
     # return ready exact JSON (their OpenAPI answers are declared with `responses=` instead).
 
@@ -247,20 +244,13 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
 
     # -- documents ------------------------------------------------------------------------------
 
-    schema_arguments: dict[str, Any] = {
-        "title": "tickwatch query API",
-        "version": "1",
-        "description": "Quotes, bars with indicators, alert history and rules. Every route but the "
-        "documents needs an API key in the x-api-key header.",
-        "security_schemes": {API_KEY_SCHEME: APIKey(name="x-api-key", in_=APIKeyIn.header)},
-        "security": security,
-    }
-
     @app.get("/openapi.json", include_in_schema=False)
     def openapi_document():
-        return Response(200, "application/json", app.get_openapi_json_schema(**schema_arguments))
+        return documents.openapi_document(app)
 
-    app.enable_swagger(path="/docs", **schema_arguments)
+    @app.get("/docs", include_in_schema=False)
+    def swagger_page():
+        return documents.swagger_page(app)
 
     # -- errors ---------------------------------------------------------------------------------
 
