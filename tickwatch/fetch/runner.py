@@ -6,7 +6,6 @@ nothing produced is lost. `--duration` and `--count` bound a run.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -19,7 +18,8 @@ from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from tickwatch.fetch.writer import Record, WriterStats
-from tickwatch_core.ticks import TickRejected, parse_tick
+from tickwatch_core.kinesis_put import tick_record
+from tickwatch_core.ticks import TickRejected
 
 TTY_REFRESH = 0.5
 LOG_EVERY = 10.0
@@ -161,15 +161,14 @@ def _take(
     # Validate the bytes the processor will receive, through the processor's own parser, so the
     # producer rejects exactly what the pipeline would quarantine.
     try:
-        data = json.dumps(document, separators=(",", ":"), allow_nan=False).encode("utf-8")
-        parse_tick(data, received_at=datetime.now(UTC))
-    except (TickRejected, ValueError, TypeError) as rejection:
-        reason = rejection.reason if isinstance(rejection, TickRejected) else f"not JSON: {rejection}"
+        record = tick_record(document, received_at=datetime.now(UTC))
+    except TickRejected as rejection:
+        reason = rejection.reason
         summary.invalid += 1
         summary.invalid_reasons[reason] += 1
         progress.problem(f"invalid tick not sent: {reason}")
         return
-    writer.add(Record(data, document["symbol"]))
+    writer.add(record)
     summary.produced += 1
     if on_tick is not None:
         on_tick(document)

@@ -22,37 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from tickwatch_core.kinesis_put import (
+    MAX_RECORD_BYTES,
+    MAX_RECORDS_PER_REQUEST,
+    MAX_REQUEST_BYTES,
+    Record,
+    RetryPolicy,
+    StreamUnavailable,
+    put_records,
+)
 
-MAX_RECORDS_PER_REQUEST = 500
-MAX_REQUEST_BYTES = 5 * 1024 * 1024
-MAX_RECORD_BYTES = 1024 * 1024
+__all__ = ["MAX_RECORDS_PER_REQUEST", "DryRunWriter", "KinesisWriter", "Record", "Spool", "StreamUnavailable"]
+
 _DRAIN_BATCHES_PER_POLL = 10  # so a long backlog does not keep the caller from its stop checks
-
-# Errors that say the stream cannot be used at all: retrying or spooling would not help.
-_FATAL_CODES = {
-    "ResourceNotFoundException": "stream {stream} does not exist",
-    "AccessDeniedException": "not allowed to put records into {stream}",
-    "UnrecognizedClientException": "the AWS credentials were rejected",
-    "InvalidSignatureException": "the AWS credentials were rejected",
-    "ExpiredTokenException": "the AWS session token has expired",
-    "ValidationException": "Kinesis refused the request for {stream}",
-}
-
-
-class StreamUnavailable(RuntimeError):
-    """The stream cannot take records and waiting will not change that."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    data: bytes
-    partition_key: str
-
-    @property
-    def size(self) -> int:
-        # Kinesis counts the partition key towards the record and request limits.
-        return len(self.data) + len(self.partition_key.encode())
 
 
 @dataclass
@@ -180,13 +162,9 @@ class KinesisWriter:
         self.stream_name = stream_name
         self.spool = spool
         self.linger = linger
-        self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        self.policy = RetryPolicy(max_attempts, base_delay, max_delay, sleep, rng or random.Random())
         self.probe_interval = probe_interval
-        self.sleep = sleep
         self.clock = clock
-        self.random = rng or random.Random()
         self.stats = WriterStats()
         self._buffer: list[Record] = []
         self._buffer_bytes = 0
@@ -257,38 +235,11 @@ class KinesisWriter:
 
     def _send(self, records: list[Record]) -> list[Record]:
         """PutRecords with retries of failed records; returns the records still unsent."""
-        pending = records
-        for attempt in range(self.max_attempts):
-            if attempt:
-                self.sleep(self._delay(attempt))
-            try:
-                response = self.client.put_records(
-                    StreamName=self.stream_name,
-                    Records=[{"Data": record.data, "PartitionKey": record.partition_key} for record in pending],
-                )
-            except NoCredentialsError:
-                raise StreamUnavailable("no AWS credentials found") from None
-            except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code in _FATAL_CODES:
-                    raise StreamUnavailable(_FATAL_CODES[code].format(stream=self.stream_name)) from None
-                self.stats.failed_calls += 1
-                continue
-            except BotoCoreError:
-                self.stats.failed_calls += 1  # unreachable endpoint, timeout, dropped connection
-                continue
-            failed = [
-                record for record, result in zip(pending, response["Records"], strict=True) if "ErrorCode" in result
-            ]
-            self.stats.sent += len(pending) - len(failed)
-            if not failed:
-                return []
-            self.stats.retried += len(failed)
-            pending = failed
-        return pending
-
-    def _delay(self, attempt: int) -> float:
-        return self.random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+        outcome = put_records(self.client, self.stream_name, records, policy=self.policy)
+        self.stats.sent += outcome.sent
+        self.stats.retried += outcome.retried
+        self.stats.failed_calls += outcome.failed_calls
+        return [records[index] for index in sorted(outcome.failed)]
 
     # -- outage ---------------------------------------------------------------------------------
 
