@@ -68,6 +68,7 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/ProcessorFunction/app.py" && \
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
 	  test -f "$$build_dir/build/QueryFunction/app.py" && \
+	  test -f "$$build_dir/build/IngestFunction/app.py" && \
 	  test -f "$$build_dir/build/LiveFunction/app.py" && \
 	  test -f "$$build_dir/build/BroadcastFunction/app.py" && \
 	  test -f "$$build_dir/build/CompactorFunction/app.py" && \

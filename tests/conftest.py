@@ -118,6 +118,14 @@ def query_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[Modu
 
 
 @pytest.fixture
+def ingest_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """functions/ingest/app.py (POST /ticks) imported with the environment the template gives it."""
+    module = _import_handler("functions.ingest.app", stack.function_environment("IngestFunction"), monkeypatch)
+    yield module
+    sys.modules.pop("functions.ingest.app", None)
+
+
+@pytest.fixture
 def live_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """functions/live/app.py (the WebSocket routes) imported with the template's environment."""
     module = _import_handler("functions.live.app", stack.function_environment("LiveFunction"), monkeypatch)

@@ -45,6 +45,7 @@ def call(
     query: dict[str, Any] | list | None = None,
     body: Any = None,
     content_type: str = "application/json",
+    context: LambdaContext | None = None,
 ) -> Answer:
     """Invoke the handler module with the event API Gateway would send for this request."""
     pairs = list(query.items()) if isinstance(query, dict) else list(query or [])
@@ -60,7 +61,7 @@ def call(
         body=data,
         request_id="test-request",
     )
-    response = module.lambda_handler(event, LambdaContext())
+    response = module.lambda_handler(event, context or LambdaContext())
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     for name, values in (response.get("multiValueHeaders") or {}).items():
         headers[name.lower()] = values[0]

@@ -130,7 +130,7 @@ def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
     """`sam local invoke --env-vars` only overrides variables the template declares."""
     env = load("env.json")
     template = Template.load()
-    for logical_id in ("RawBucket", "MarketTable", "ConnectionTable", "LiveApi"):
+    for logical_id in ("RawBucket", "MarketTable", "ConnectionTable", "LiveApi", "TickStream"):
         template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
     template.physical["LiveStage"] = PhysicalResource(ref="live")
     # Made up by the emulator at each start: `tickwatch local up` prints it as QueryApiUsagePlanId.

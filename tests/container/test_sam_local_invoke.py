@@ -208,7 +208,7 @@ def api(built, stack, tmp_path_factory):
         log.close()
 
 
-def http(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, object]:
+def http(url: str, method: str = "GET", body: dict | list | None = None) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"x-api-key": "local", **({"Content-Type": "application/json"} if data else {})}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
@@ -266,6 +266,10 @@ def test_sam_local_start_api_serves_every_route_from_the_local_stack(api, stack)
     assert http(f"{api}/rules/MSFT-below-300", "DELETE")[0] == 200
     assert http(f"{api}/bars/AAPL?interval=2m")[0] == 422
     assert http(f"{api}/openapi.json")[1]["openapi"].startswith("3.1")
+    # The ingest function behind the same API puts into the local stack's stream.
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    status, answer = http(f"{api}/ticks", "POST", [{"symbol": "AAPL", "price": 231.5, "timestamp": now}, {"price": 1}])
+    assert (status, answer["accepted"], [r["index"] for r in answer["rejected"]]) == (207, 1, [1])
 
 
 def test_compactor_scheduled_compacts_the_hour_that_ended(built, stack):

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -164,6 +165,18 @@ def test_a_rule_posted_over_http_fires_in_the_local_pipeline(local):
     assert rule["rule_id"] in {alert.attributes.get("rule_id") for alert in local.inbox.received}
     status, _, listed = request(f"{url}/rules?symbol={symbol}", key=key)
     assert [r["armed"] for r in listed["rules"] if r["rule_id"] == rule["rule_id"]] == [False]
+
+
+def test_ticks_posted_over_http_feed_the_local_pipeline_and_need_the_key(local):
+    url, key = urls(local)
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    ticks = [{"symbol": "INGST", "price": 12.5, "timestamp": now}, {"symbol": "INGST", "price": -1, "timestamp": now}]
+    assert request(f"{url}/ticks", method="POST", body=ticks)[::2] == (403, {"message": "Forbidden"})
+    status, _, answer = request(f"{url}/ticks", method="POST", key=key, body=ticks)
+    assert (status, answer["accepted"], [r["index"] for r in answer["rejected"]]) == (207, 1, [1])
+    assert local.wait_until_caught_up(timeout=60)
+    status, _, quote = request(f"{url}/quotes/INGST", key=key)
+    assert (status, quote["price"]) == (200, Decimal("12.5"))
 
 
 def test_cors_preflight_and_answers_allow_the_dashboard_origin(local):

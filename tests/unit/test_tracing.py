@@ -59,6 +59,7 @@ def test_a_handler_imported_with_tracing_disabled_imports_only_what_its_cold_sta
         "PYTHONPATH": os.pathsep.join([str(REPOSITORY / properties["CodeUri"]), str(REPOSITORY / "layers" / "common")]),
         # What the template gives each function; names only, nothing is called at import.
         "RAW_BUCKET": "bucket",
+        "STREAM_NAME": "stream",
         "TABLE_NAME": "table",
         "BAR_RETENTION_DAYS": "30",
         "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",

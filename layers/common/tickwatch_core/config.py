@@ -70,6 +70,17 @@ class QuerySettings:
 
 
 @dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    stream_name: str
+    allowed_origin: str  # as the query API's: the same API, the same CORS answer
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> IngestSettings:
+        environ = os.environ if environ is None else environ
+        return cls(stream_name=_required(environ, "STREAM_NAME"), allowed_origin=_required(environ, "ALLOWED_ORIGIN"))
+
+
 class LiveSettings:
     connection_table_name: str
     usage_plan_id: str  # the query API's usage plan: its keys open WebSocket connections too

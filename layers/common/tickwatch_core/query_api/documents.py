@@ -8,10 +8,14 @@ what `APIGatewayRestResolver.enable_swagger` serves, with the bundled script and
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+
+from tickwatch_core.ingest import JSON_LINES_TYPES, MAX_BODY_BYTES, MAX_TICKS
+from tickwatch_core.ticks import tick_schema
 
 API_KEY_SCHEME = "apiKey"
 API_KEY_HEADER = "x-api-key"
@@ -38,7 +42,75 @@ def _schema_arguments(app: APIGatewayRestResolver) -> dict[str, Any]:
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
-    return app.get_openapi_json_schema(**_schema_arguments(app))
+    """The query routes' document (Powertools builds it from their declarations), with `POST
+    /ticks` added: the ingest function serves that route, on the same API and key."""
+    document = json.loads(app.get_openapi_json_schema(**_schema_arguments(app)))
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Tick"] = {name: value for name, value in tick_schema().items() if not name.startswith("$")}
+    schemas["IngestResult"] = _INGEST_RESULT
+    document["paths"]["/ticks"] = _ingest_path()
+    return json.dumps(document, indent=2)
+
+
+_INGEST_RESULT = {
+    "title": "IngestResult",
+    "type": "object",
+    "required": ["accepted", "rejected", "failed"],
+    "properties": {
+        "accepted": {"type": "integer", "description": "ticks now in the stream"},
+        "rejected": {
+            "type": "array",
+            "description": "not valid ticks, with the reason the pipeline gives; sending them again will not help",
+            "items": {
+                "type": "object",
+                "properties": {"index": {"type": "integer"}, "reason": {"type": "string"}},
+                "required": ["index", "reason"],
+            },
+        },
+        "failed": {
+            "type": "array",
+            "description": "valid ticks the stream did not take in time (throttled); send these again",
+            "items": {
+                "type": "object",
+                "properties": {"index": {"type": "integer"}, "error": {"type": "string"}},
+                "required": ["index", "error"],
+            },
+        },
+        "request_id": {"type": ["string", "null"]},
+    },
+}
+
+
+def _ingest_path() -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    result = {"application/json": {"schema": {"$ref": "#/components/schemas/IngestResult"}}}
+    ticks = {"type": "array", "items": {"$ref": "#/components/schemas/Tick"}, "minItems": 1, "maxItems": MAX_TICKS}
+    lines = {"type": "string", "description": "one tick object per line"}
+    return {
+        "post": {
+            "summary": "Put ticks into the stream",
+            "description": (
+                f"Up to {MAX_TICKS} ticks and {MAX_BODY_BYTES:,} bytes: a JSON array, or JSON Lines. Each tick "
+                "is validated as the processor validates it; the answer says by index which were accepted, "
+                "rejected (with the reason) or failed (send again)."
+            ),
+            "operationId": "put_ticks",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": ticks}}
+                | {kind: {"schema": lines} for kind in sorted(JSON_LINES_TYPES)},
+            },
+            "responses": {
+                "200": {"description": "every tick accepted", "content": result},
+                "207": {"description": "some ticks rejected or failed: see the lists", "content": result},
+                "413": {"description": f"over {MAX_TICKS} ticks or {MAX_BODY_BYTES:,} bytes", "content": error},
+                "415": {"description": "not JSON or JSON Lines", "content": error},
+                "422": {"description": "the body is not ticks (not JSON, not an array, empty)", "content": error},
+                "503": {"description": "the stream cannot take records: nothing was sent", "content": error},
+            },
+            "security": [{API_KEY_SCHEME: []}],
+        }
+    }
 
 
 def openapi_document(app: APIGatewayRestResolver) -> Response:
