@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, history, live, measure, query
+from tickwatch.bench import cost, history, ingest, live, measure, query
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -107,6 +107,8 @@ def run(plan: Plan, progress: Any, parts: Collection[str] = PARTS) -> dict[str, 
     if "6" in parts:
         progress(f"6. query API: every route, {plan.query_repeats} requests each")
         report["query_api"] = query.report(query.measure_routes(plan.query_repeats), prices, memory_gb, architecture)
+        progress(f"6. POST /ticks: bodies of 1 to 500 ticks, {plan.query_repeats} requests each")
+        report["ingest_api"] = ingest.report(ingest.measure_ingest(plan.query_repeats), prices, memory_gb, architecture)
     if "7" in parts:
         progress(f"7. live dashboard: a broadcast to {live.CONNECTIONS:,} connections, {plan.broadcast_repeats} times")
         report["live"] = live.report(
@@ -286,6 +288,8 @@ def render_tables(report: dict[str, Any]) -> str:
         lines += _tables_1_to_5(report)
     if "query_api" in report:
         lines += _table_6(report)
+    if "ingest_api" in report:
+        lines += ingest.render(report["ingest_api"])
     if "live" in report:
         lines += _table_7(report)
     if "history" in report:

@@ -164,6 +164,22 @@ def query_cost_per_million(
     )
 
 
+def ingest_cost_per_million_ticks(
+    seconds: float, ticks_per_request: int, memory_gb: float, prices: dict[str, Any], *, architecture: str = "arm64"
+) -> dict[str, float]:
+    """Dollars per million ticks sent to `POST /ticks` in requests of `ticks_per_request`: API
+    Gateway's request and the function's time (`seconds` a request) per tick, and a Kinesis PUT
+    payload unit per tick (a tick is one record, far below a unit's 25 KB)."""
+    requests = 1e6 / ticks_per_request
+    return _with_total(
+        {
+            "api_gateway": requests * prices["api_gateway"]["rest_requests_per_million"] / 1e6,
+            "lambda": requests * lambda_per_million_invocations(seconds, memory_gb, prices, architecture) / 1e6,
+            "kinesis_put_units": prices["kinesis_provisioned"]["put_payload_units_per_million"],
+        }
+    )
+
+
 def broadcast_wait(queries: float, posts: float, parallel: int = 32) -> float:
     """The broadcast's Query per symbol, then its posts, each `parallel` at a time (broadcast.py)."""
     return (math.ceil(queries / parallel) + math.ceil(posts / parallel)) * LATENCY["default"]

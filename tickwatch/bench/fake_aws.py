@@ -251,3 +251,17 @@ def _term(term: str, item: dict[str, Any] | None, names: Mapping[str, str], valu
         name = names.get(comparison.group(1), comparison.group(1))
         return item is not None and item.get(name) == values[comparison.group(2)]
     raise NotImplementedError(f"condition {term!r} is not supported")
+
+
+class FakeKinesis:
+    """PutRecords that keeps the records and accepts them all, numbering them as a shard does."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[str, bytes]] = []
+
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:
+        results = []
+        for record in Records:
+            self.records.append((record["PartitionKey"], bytes(record["Data"])))
+            results.append({"SequenceNumber": str(len(self.records)), "ShardId": "shardId-000000000000"})
+        return {"FailedRecordCount": 0, "Records": results}
