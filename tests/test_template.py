@@ -95,6 +95,7 @@ def test_raw_data_expires_by_a_parameter_and_logs_have_retention():
         ("ProcessorFunction", "ProcessorLogGroup"),
         ("AlertsFunction", "AlertsLogGroup"),
         ("QueryFunction", "QueryLogGroup"),
+        ("IngestFunction", "IngestLogGroup"),
         ("CompactorFunction", "CompactorLogGroup"),
     ):
         assert RESOURCES[function]["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": log_group}
@@ -153,6 +154,7 @@ def _statements(function: str) -> list[dict]:
             {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
         ),
         ("CompactorFunction", {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}),
+        ("IngestFunction", {"kinesis:PutRecords"}),
     ],
 )
 def test_each_function_gets_only_the_actions_it_uses_on_its_own_resources(function, expected):
@@ -397,6 +399,20 @@ def test_query_api_access_logs_go_to_a_log_group_with_retention():
     log_group = destination["Fn::GetAtt"][0]
     assert RESOURCES[log_group]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert json.loads(RESOURCES["QueryApi"]["Properties"]["AccessLogSetting"]["Format"])["requestId"]
+
+
+def test_the_ingest_function_may_only_put_records_into_the_tick_stream_behind_the_key():
+    assert _statements("IngestFunction") == [
+        {
+            "Sid": "PutTicks",
+            "Effect": "Allow",
+            "Action": "kinesis:PutRecords",
+            "Resource": {"Fn::GetAtt": ["TickStream", "Arn"]},
+        }
+    ]
+    event = RESOURCES["IngestFunction"]["Properties"]["Events"]["PutTicks"]["Properties"]
+    assert (event["RestApiId"], event["Path"], event["Method"]) == ({"Ref": "QueryApi"}, "/ticks", "POST")
+    assert "Auth" not in event  # the API's default: the key is required
 
 
 def test_query_function_reads_the_table_and_its_index_only():
