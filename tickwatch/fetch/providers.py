@@ -14,9 +14,7 @@ import json
 import random
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from tickwatch.fetch.simulator import MarketSimulator
+from tickwatch_core.quotes import (
+    TWELVEDATA_URL,
+    KeyRejected,
+    RateLimited,
+    ServiceProblem,
+    TwelveDataQuotes,
+    iso_timestamp,
+    redact,
+)
 
 HEARTBEAT = 0.2
 Report = Callable[[str], None]
@@ -38,8 +45,7 @@ def _ignore(_: str) -> None:
     pass
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_iso = iso_timestamp
 
 
 class Backoff:
@@ -243,7 +249,7 @@ class FinnhubTradesProvider:
             except ConnectionClosed as error:
                 problem = f"finnhub connection closed ({error.rcvd.code if error.rcvd else 'no close frame'})"
             except (OSError, WebSocketException, TimeoutError) as error:
-                problem = f"finnhub connection failed: {_redact(str(error) or type(error).__name__, self.api_key)}"
+                problem = f"finnhub connection failed: {redact(str(error) or type(error).__name__, self.api_key)}"
             delay = self.backoff.next_delay()
             self.report(f"{problem}; reconnecting in {delay:.1f} s")
             deadline = self.clock() + delay
@@ -315,7 +321,7 @@ class TwelveDataQuotesProvider:
     api_key: str
     symbols: Sequence[str]
     credits_per_minute: int = 8
-    url: str = "https://api.twelvedata.com"
+    url: str = TWELVEDATA_URL
     report: Report = _ignore
     name: str = "twelvedata"
     timeout: float = 10.0
@@ -334,11 +340,11 @@ class TwelveDataQuotesProvider:
             pause = 60.0 * len(group) / self.credits_per_minute
             try:
                 ticks = list(self._poll(group))
-            except _RateLimited as limited:
+            except RateLimited as limited:
                 self.report(f"twelvedata: rate limited ({limited}); waiting")
                 pause = max(pause, 60.0)
                 ticks = []
-            except _ServiceProblem as problem:
+            except ServiceProblem as problem:
                 delay = self.backoff.next_delay()
                 self.report(f"twelvedata: {problem}; retrying in {delay:.1f} s")
                 pause, ticks = delay, []
@@ -351,65 +357,18 @@ class TwelveDataQuotesProvider:
                 yield None
 
     def _poll(self, group: list[str]) -> Iterator[dict]:
-        query = urllib.parse.urlencode({"symbol": ",".join(group), "apikey": self.api_key})
-        request = urllib.request.Request(f"{self.url}/price?{query}", headers={"User-Agent": "tickwatch"})
+        """One `/price` call for `group` (the layer's client, shared with the scheduled producer):
+        the ticks whose price changed since last seen; symbols without a price are reported."""
+        client = TwelveDataQuotes(self.api_key, url=self.url, timeout=self.timeout, now=self.now)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                body = response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 429:
-                raise _RateLimited("HTTP 429") from None
-            if error.code in (401, 403):
-                raise ProviderError(f"twelvedata rejected the API key (HTTP {error.code})") from None
-            raise _ServiceProblem(f"HTTP {error.code}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as error:
-            reason = getattr(error, "reason", error)
-            raise _ServiceProblem(f"request failed: {_redact(str(reason), self.api_key)}") from None
-        received = self.now()
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise _ServiceProblem("response is not JSON") from None
-        if not isinstance(payload, dict) or not payload:
-            raise _ServiceProblem("empty response")
-        if payload.get("status") == "error":
-            code, message = payload.get("code"), str(payload.get("message", "no message"))
-            if code == 429:
-                raise _RateLimited(message)
-            if code in (401, 403):
-                raise ProviderError(f"twelvedata rejected the API key: {message}")
-            raise _ServiceProblem(f"error {code}: {message}")
-        quotes = {group[0]: payload} if len(group) == 1 else payload
-        for symbol in group:
-            quote = quotes.get(symbol)
-            if not isinstance(quote, dict):
-                self.report(f"twelvedata: no price for {symbol} in the response")
+            batch = client.fetch(group)
+        except KeyRejected as rejected:
+            raise ProviderError(str(rejected)) from None
+        for symbol, reason in batch.missing:
+            self.report(f"twelvedata: {symbol}: {reason}")
+        for tick in batch.ticks:
+            price = str(Decimal(str(tick["price"])))
+            if self._last_price.get(tick["symbol"]) == price:
                 continue
-            if quote.get("status") == "error":
-                self.report(f"twelvedata: {symbol}: {quote.get('message', 'error')}")
-                continue
-            price = quote.get("price")
-            try:
-                value = Decimal(str(price))
-            except ArithmeticError:
-                self.report(f"twelvedata: {symbol} price {price!r} is not a number")
-                continue
-            if not value.is_finite():
-                self.report(f"twelvedata: {symbol} price {price!r} is not a number")
-                continue
-            if self._last_price.get(symbol) == str(value):
-                continue
-            self._last_price[symbol] = str(value)
-            yield {"symbol": symbol, "price": float(value), "timestamp": _iso(received), "source": "twelvedata"}
-
-
-class _RateLimited(Exception):
-    pass
-
-
-class _ServiceProblem(Exception):
-    pass
-
-
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
+            self._last_price[tick["symbol"]] = price
+            yield tick
