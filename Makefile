@@ -72,6 +72,7 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/LiveFunction/app.py" && \
 	  test -f "$$build_dir/build/BroadcastFunction/app.py" && \
 	  test -f "$$build_dir/build/CompactorFunction/app.py" && \
+	  test -f "$$build_dir/build/ProducerFunction/app.py" && \
 	  test -d "$$build_dir/build/CompactorFunction/duckdb" && \
 	  test -d "$$build_dir/build/CommonLayer/python/pydantic" && \
 	  for function in $$build_dir/build/*Function; do \

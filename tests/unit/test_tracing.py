@@ -69,6 +69,11 @@ def test_a_handler_imported_with_tracing_disabled_imports_only_what_its_cold_sta
         "CONNECTION_TABLE_NAME": "connections",
         "USAGE_PLAN_ID": "plan",
         "LIVE_API_ENDPOINT": "https://example.execute-api.us-east-1.amazonaws.com/live",
+        # The scheduled producer's (and STREAM_NAME; API_KEY_SECRET and PROVIDER_URL may stay empty).
+        "QUOTE_PROVIDER": "twelvedata",
+        "SYMBOLS": "AAPL,MSFT",
+        "CREDITS_PER_MINUTE": "8",
+        "CREDITS_PER_DAY": "800",
     }
     script = f"import sys, {module}; print(sorted(set(sys.modules).intersection({sorted(NOT_AT_COLD_START)!r})))"
     result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True, cwd="/")

@@ -20,9 +20,15 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
         symbols = [_check_symbol(s.strip()) for s in args.alert_symbols.split(",") if s.strip()]
         overrides["AlertSymbols"] = ",".join(symbols)
     if args.local_command == "up":
-        return run.run_up(workdir=args.workdir, host=args.host, port=args.port, parameter_overrides=overrides)
+        overrides |= _parameter_overrides(args.parameter)
+        secrets = run.producer_api_key_secret(overrides)
+        return run.run_up(
+            workdir=args.workdir, host=args.host, port=args.port, parameter_overrides=overrides, secrets=secrets
+        )
     if args.local_command == "down":
         return run.run_down()
+    if args.local_command == "trigger":
+        return _trigger(args.function)
 
     from tickwatch.fetch.simulator import DEFAULT_SYMBOLS, parse_symbols
 
@@ -60,4 +66,59 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
             function_timeout=args.function_timeout,
         )
     except _provider_errors() as error:
+        raise CliError(str(error)) from None
+
+
+def _parameter_overrides(pairs: list[str]) -> dict[str, str]:
+    """`--parameter NAME=VALUE`s, checked as CloudFormation checks them (name, AllowedValues,
+    AllowedPattern), so the local stack refuses what a deploy would."""
+    import re
+
+    from tickwatch.template import Template
+
+    parameters = Template.load().body.get("Parameters", {})
+    overrides = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise InputError(f"--parameter {pair!r}: expected NAME=VALUE")
+        definition = parameters.get(name)
+        if definition is None:
+            raise InputError(f"--parameter {name}: template.yaml has no such parameter")
+        allowed = [str(v) for v in definition.get("AllowedValues", [])]
+        if allowed and value not in allowed:
+            raise InputError(f"--parameter {name}={value!r}: must be one of {', '.join(allowed)}")
+        pattern = definition.get("AllowedPattern")
+        if pattern and not re.fullmatch(pattern, value):
+            raise InputError(f"--parameter {name}={value!r}: {definition.get('ConstraintDescription', pattern)}")
+        overrides[name] = value
+    from tickwatch.local.schedules import read_schedules
+
+    try:
+        read_schedules(Template.load(parameter_overrides=overrides))  # a schedule expression, checked as AWS does
+    except ValueError as error:
+        raise InputError(f"--parameter: {error}") from None
+    return overrides
+
+
+def _trigger(function_id: str) -> int:
+    """`local trigger`: bad input (exit 2) before looking for the stack (exit 1)."""
+    from tickwatch.local import run
+    from tickwatch.local.schedules import ScheduledInvocationError, read_schedules
+    from tickwatch.local.state import LocalState
+    from tickwatch.template import Template
+
+    state = LocalState.read()
+    template = Template.load(parameter_overrides=state.parameters if state else {})
+    functions = template.logical_ids("AWS::Serverless::Function")
+    scheduled = sorted({schedule.function_id for schedule in read_schedules(template)})
+    if function_id not in functions:
+        raise InputError(f"{function_id} is not a function of template.yaml (functions: {', '.join(functions)})")
+    if function_id not in scheduled:
+        raise InputError(f"{function_id} has no schedule (scheduled functions: {', '.join(scheduled) or 'none'})")
+    if state is None:
+        raise CliError("no local stack is running; start one with: tickwatch local up")
+    try:
+        return run.run_trigger(function_id, state)
+    except ScheduledInvocationError as error:
         raise CliError(str(error)) from None

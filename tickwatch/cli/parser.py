@@ -70,7 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local_commands = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
     up = local_commands.add_parser(
-        "up", help="keep a local stack running for the other commands", description=LOCAL_UP_HELP
+        "up",
+        help="keep a local stack running for the other commands",
+        description=LOCAL_UP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     up.add_argument(
         "--port",
@@ -79,7 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="port of the emulator (default 5000, as events/env.json says); the query API listens on the next one",
     )
     up.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    up.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a template parameter for the local stack, like ProducerSchedule='rate(1 minute)' (repeatable)",
+    )
     _add_local_options(up, subcommand=True)
+    trigger = local_commands.add_parser(
+        "trigger",
+        help="invoke a scheduled function of the running local stack now",
+        description=LOCAL_TRIGGER_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    trigger.add_argument("function", help="the function's logical id in template.yaml, like ProducerFunction")
     local_commands.add_parser(
         "down", help="stop the stack `local up` started", description="Stop the running local stack."
     )
@@ -332,7 +349,25 @@ Runs for --duration or until Ctrl-C, then summarises. `local up` keeps a stack r
 LOCAL_UP_HELP = """Keep a local stack running until Ctrl-C or `tickwatch local down`.
 
 Its endpoint and resource names go to a state file, so every other tickwatch command uses it
-without flags, and `sam local invoke --env-vars events/env.json` can reach it."""
+without flags, and `sam local invoke --env-vars events/env.json` can reach it.
+
+The template's schedules run at their times (the compactor hourly). The scheduled producer's is
+off until ProducerSchedule is set; `tickwatch local trigger ProducerFunction` runs it now:
+  --parameter ProducerSchedule='rate(1 minute)'        poll every minute
+  --parameter ProducerProvider=finnhub                  (default twelvedata)
+  --parameter ProducerSymbols=AAPL,MSFT,NVDA
+  --parameter ProducerProviderUrl=http://127.0.0.1:8080 a fake provider instead of the real API
+The producer's API key is read from TWELVEDATA_API_KEY or FINNHUB_API_KEY (as for tickwatch
+fetch) and stored in the local Secrets Manager as tickwatch-local/producer-api-key, which
+ProducerApiKeySecret then names; the key is never written to the state file."""
+
+LOCAL_TRIGGER_HELP = """Invoke a scheduled function of the running `tickwatch local up` now, with the event
+its schedule sends (disabled schedules too), and print its response.
+
+The function runs in this process, loaded as `local up` loads it: the template's environment with
+the parameters `local up` was given, against the stack's emulator, so it reads and writes the same
+resources. Its logs go to the stack's WORKDIR/logs/functions.log.
+Example: tickwatch local trigger ProducerFunction"""
 
 
 FETCH_HELP = """Put ticks into the Kinesis stream.

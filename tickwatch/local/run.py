@@ -1,13 +1,14 @@
-"""`tickwatch local`: the demo (`make run`), and `local up` / `local down`."""
+"""`tickwatch local`: the demo (`make run`), `local up` / `local down`, and `local trigger`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +22,13 @@ from tickwatch.fetch.runner import Progress, run_fetch, stop_on_signals
 from tickwatch.fetch.writer import KinesisWriter, Spool
 from tickwatch.local import health
 from tickwatch.local.faults import FaultPlan
+from tickwatch.local.functions import LocalFunction
 from tickwatch.local.history import compact_and_query
 from tickwatch.local.inbox import ReceivedAlert
+from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import LocalState, process_start, state_path
+from tickwatch.template import Template
 from tickwatch_core.rule_store import RuleStore
 from tickwatch_core.rules import Direction, format_duration
 
@@ -231,8 +235,16 @@ def dashboard_link(outputs: dict[str, str]) -> str:
     return f"{outputs['DashboardUrl']}#key={outputs['QueryApiKey']}"
 
 
-def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str, str]) -> int:
-    """Keep a local stack running until Ctrl-C, SIGTERM or `tickwatch local down`."""
+def run_up(
+    *,
+    workdir: Path,
+    host: str,
+    port: int,
+    parameter_overrides: dict[str, str],
+    secrets: dict[str, str] | None = None,
+) -> int:
+    """Keep a local stack running until Ctrl-C, SIGTERM or `tickwatch local down`. `secrets` are
+    created in the emulator's Secrets Manager (see `producer_api_key_secret`)."""
     existing = LocalState.read()
     if existing is not None:
         print(
@@ -253,6 +265,7 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             parameter_overrides=parameter_overrides,
             outbox=workdir / "outbox",
             print_alert=screen.alert,
+            secrets=dict(secrets or {}),
         )
         try:
             stack = LocalStack(options).start()
@@ -290,6 +303,9 @@ def run_up(*, workdir: Path, host: str, port: int, parameter_overrides: dict[str
             for schedule in stack.schedules.schedules if stack.schedules else ():
                 if schedule.enabled:
                     screen.line(f"scheduled: {schedule.function_id} at {schedule.expression} (UTC)")
+                else:
+                    trigger = f"tickwatch local trigger {schedule.function_id}"
+                    screen.line(f"schedule disabled: {schedule.function_id} (run it now: {trigger})")
             screen.line(
                 f"SQL over the history: tickwatch history compact --since {datetime.now(UTC):%Y-%m-%d}, "
                 "then tickwatch sql --list"
@@ -340,6 +356,54 @@ def _listen_on_docker_bridge(port: int, screen: Screen) -> MotoServer | None:
         return None
     screen.line(f"  also at {server.endpoint_url} for containers (sam local invoke --env-vars events/env.json)")
     return server
+
+
+# --- the scheduled producer's key, and firing a schedule now ------------------------------------
+
+LOCAL_PRODUCER_SECRET = "tickwatch-local/producer-api-key"
+
+
+def producer_api_key_secret(
+    parameter_overrides: dict[str, str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The scheduled producer's key for `local up`: read from the variable `tickwatch fetch` reads
+    for the provider (TWELVEDATA_API_KEY or FINNHUB_API_KEY), to be stored as the local secret
+    LOCAL_PRODUCER_SECRET, which `parameter_overrides` then names as ProducerApiKeySecret (unless
+    it names a secret already). The key goes only into the emulator, never into the state file."""
+    from tickwatch_core.provider_keys import ENVIRONMENT_VARIABLES
+
+    environ = os.environ if environ is None else environ
+    provider = Template.load(parameter_overrides=parameter_overrides).parameter("ProducerProvider")
+    key = environ.get(ENVIRONMENT_VARIABLES.get(provider, ""), "").strip()
+    if not key or parameter_overrides.get("ProducerApiKeySecret"):
+        return {}
+    parameter_overrides["ProducerApiKeySecret"] = LOCAL_PRODUCER_SECRET
+    return {LOCAL_PRODUCER_SECRET: key}
+
+
+def run_trigger(function_id: str, state: LocalState, out: IO[str] | None = None) -> int:
+    """Invoke a scheduled function of the running local stack now, with its schedule's event, in
+    this process: the handler loads as `local up` loads it (the template's environment, the
+    parameters `local up` was given, the stack's emulator), so it reads and writes the same
+    resources. Prints the function's response; its logs go to the stack's functions.log."""
+    out = out or sys.stdout
+    stack = LocalStack(
+        LocalStackOptions(endpoint_url=state.endpoint_url, parameter_overrides=state.parameters, run_functions=False)
+    )
+    schedules = [s for s in read_schedules(stack.template) if s.function_id == function_id]
+    log = Path(state.outbox).parent / "logs" / "functions.log"
+    stack.attach()
+    try:
+        function = LocalFunction(
+            stack.template, function_id, extra_environment={"AWS_ENDPOINT_URL": state.endpoint_url}
+        )
+        with function_output_to(log):
+            response = ScheduleRunner(schedules, {function_id: function}).fire(function_id)
+    finally:
+        stack.stop()
+    print(json.dumps(response, indent=2, default=str), file=out)
+    print(f"{function_id} ran on the local stack at {state.endpoint_url}; its log: {log}", file=sys.stderr)
+    return 0
 
 
 def run_down(timeout: float = 20.0) -> int:

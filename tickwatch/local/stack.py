@@ -149,6 +149,9 @@ class LocalStackOptions:
     api_key: str | None = None  # the local API key (default: a new random one)
     live_port: int = 0  # the WebSocket API's gateway (0: any free port)
     dashboard_port: int = 0  # the dashboard's site (0: any free port)
+    # Secrets Manager secrets to create (name -> value): the scheduled producer's API key. Never
+    # written to the state file or printed.
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 class LocalStack:
@@ -182,6 +185,7 @@ class LocalStack:
             self.server.reset()  # a fresh stack, even after another one in this process
             endpoint = self.server.endpoint_url
         self._enter(endpoint)
+        self._create_secrets()
         if self.options.faults is not None:
             timeout = self.options.function_timeout or float(
                 self.template.body["Globals"]["Function"].get("Timeout", 3)
@@ -208,6 +212,18 @@ class LocalStack:
             self._run_schedules()
         self.inbox.start()
         return self
+
+    def _create_secrets(self) -> None:
+        """The secrets the options name, in the emulator's Secrets Manager (updated if they exist)."""
+        if not self.options.secrets:
+            return
+        assert self.session is not None
+        secretsmanager = self.session.client("secretsmanager")
+        for name, value in self.options.secrets.items():
+            try:
+                secretsmanager.create_secret(Name=name, SecretString=value)
+            except secretsmanager.exceptions.ResourceExistsException:
+                secretsmanager.put_secret_value(SecretId=name, SecretString=value)
 
     def _serve_apis(self) -> None:
         """Every REST API of the template behind a local gateway, its functions in-process."""

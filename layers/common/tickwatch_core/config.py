@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -70,7 +71,6 @@ class QuerySettings:
 
 
 @dataclass(frozen=True, slots=True)
-@dataclass(frozen=True, slots=True)
 class IngestSettings:
     stream_name: str
     allowed_origin: str  # as the query API's: the same API, the same CORS answer
@@ -81,6 +81,7 @@ class IngestSettings:
         return cls(stream_name=_required(environ, "STREAM_NAME"), allowed_origin=_required(environ, "ALLOWED_ORIGIN"))
 
 
+@dataclass(frozen=True, slots=True)
 class LiveSettings:
     connection_table_name: str
     usage_plan_id: str  # the query API's usage plan: its keys open WebSocket connections too
@@ -125,4 +126,55 @@ class CompactorSettings:
             raw_bucket=_required(environ, "RAW_BUCKET"),
             lookback=timedelta(hours=int(hours)),
             memory_limit_mb=int(memory) if memory.isdigit() else None,
+        )
+
+
+_SYMBOL = re.compile(r"[A-Z][A-Z0-9.-]{0,9}")
+
+
+def _whole_number(environ: Mapping[str, str], name: str) -> int:
+    text = _required(environ, name)
+    if not text.isdigit() or int(text) <= 0:
+        raise ConfigurationError(f"environment variable {name}={text!r} is not a whole number above zero")
+    return int(text)
+
+
+@dataclass(frozen=True, slots=True)
+class ProducerSettings:
+    stream_name: str
+    table_name: str  # the market table: the credit ledger lives there
+    provider: str  # twelvedata or finnhub
+    symbols: tuple[str, ...]
+    api_key_secret: str  # a Secrets Manager name or ARN; "" until the user sets one (reported per run)
+    provider_url: str  # "" for the provider's own API; a fake one's in tests and the local stack
+    credits_per_minute: int
+    credits_per_day: int
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
+        from tickwatch_core.quotes import PROVIDERS
+
+        environ = os.environ if environ is None else environ
+        provider = _required(environ, "QUOTE_PROVIDER")
+        if provider not in PROVIDERS:
+            raise ConfigurationError(
+                f"environment variable QUOTE_PROVIDER={provider!r} is not one of {', '.join(PROVIDERS)}"
+            )
+        symbols = tuple(dict.fromkeys(s.strip() for s in _required(environ, "SYMBOLS").split(",") if s.strip()))
+        bad = [symbol for symbol in symbols if not _SYMBOL.fullmatch(symbol)]
+        if bad or not symbols:
+            problem = f"has symbols that are not tickers like AAPL: {', '.join(bad)}" if bad else "lists no symbol"
+            raise ConfigurationError(f"environment variable SYMBOLS {problem}")
+        url = environ.get("PROVIDER_URL", "").strip().rstrip("/")
+        if url and not url.startswith(("https://", "http://")):
+            raise ConfigurationError(f"environment variable PROVIDER_URL={url!r} is not an http(s) URL")
+        return cls(
+            stream_name=_required(environ, "STREAM_NAME"),
+            table_name=_required(environ, "TABLE_NAME"),
+            provider=provider,
+            symbols=symbols,
+            api_key_secret=environ.get("API_KEY_SECRET", "").strip(),
+            provider_url=url,
+            credits_per_minute=_whole_number(environ, "CREDITS_PER_MINUTE"),
+            credits_per_day=_whole_number(environ, "CREDITS_PER_DAY"),
         )

@@ -6,6 +6,7 @@
 | 1-minute bar  | SYMBOL#AAPL   | BAR#2026-11-21T14:30Z                | (none)                           |
 | alert rule    | SYMBOL#AAPL   | RULE#AAPL-above-200                  | RULE / AAPL#AAPL-above-200       |
 | alert history | SYMBOL#AAPL   | ALERT#2026-11-21T14:30:05.120Z#<id>  | ALERT / 2026-11-21T14:30:05.120Z#<id> |
+| credit ledger | PRODUCER      | CREDITS#MINUTE#… / CREDITS#DAY#… / ROTATION | (none): see credits.py |
 
 The ByKind index projects keys only: rewriting a quote whose kind and kind_key stay the same costs
 no index write, yet every quote, rule or alert can still be listed without a scan.
