@@ -97,12 +97,12 @@ def _handler(provider: FakeQuoteProvider) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def serving(provider: FakeQuoteProvider) -> Iterator[FakeQuoteProvider]:
-    """`provider` on 127.0.0.1 (a free port) until the block ends; its `url` is set."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(provider))
+def serving(provider: FakeQuoteProvider, host: str = "127.0.0.1", port: int = 0) -> Iterator[FakeQuoteProvider]:
+    """`provider` on `host` (port: a free one) until the block ends; its `url` is set."""
+    server = ThreadingHTTPServer((host, port), _handler(provider))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    provider.url = f"http://127.0.0.1:{server.server_address[1]}"
+    provider.url = f"http://{host}:{server.server_address[1]}"
     try:
         yield provider
     finally:

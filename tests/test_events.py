@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_provider import API_KEY
 from tests.support import (
     KinesisBatch,
     LambdaContext,
@@ -17,6 +18,8 @@ from tests.support import (
     subscribe_queue,
     tick,
 )
+from tests.test_producer import load_producer, provider  # noqa: F401 - fixtures
+from tickwatch.local.verify import read_stream
 from tickwatch.template import PhysicalResource, Template
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.live.connections import ConnectionStore
@@ -31,6 +34,8 @@ SCENARIOS = {
     "live-subscribe.json",
     "broadcast-market-changes.json",
     "compactor-scheduled.json",
+    "ingest-post-ticks.json",
+    "producer-scheduled.json",
 }
 
 
@@ -126,6 +131,24 @@ def test_compactor_scheduled_event_compacts_the_hour_that_just_ended(aws, stack,
     ]
 
 
+def test_ingest_event_puts_the_two_valid_ticks_and_rejects_the_third(aws, stack, ingest_app):
+    ingest_app.service.clients = AwsClients(kinesis=aws.client("kinesis"))
+    response = ingest_app.lambda_handler(load("ingest-post-ticks.json"), LambdaContext())
+    assert response["statusCode"] == 207
+    answer = json.loads(response["body"])
+    assert (answer["accepted"], [r["index"] for r in answer["rejected"]], answer["failed"]) == (2, [2], [])
+    records = read_stream(aws.client("kinesis"), stack.physical["TickStream"].ref)
+    assert sorted(record["key"] for record in records) == ["AAPL", "MSFT"]
+
+
+def test_producer_event_quotes_the_symbols_into_the_stream(load_producer):  # noqa: F811 - the fixture
+    producer = load_producer()
+    response = producer.app.lambda_handler(load("producer-scheduled.json"), LambdaContext())
+    assert (response["sent"], response["provider_error"], response["secret_error"]) == (2, None, None)
+    assert sorted(tick["symbol"] for tick in producer.stream()) == ["AAPL", "MSFT"]
+    assert API_KEY not in json.dumps(response)
+
+
 def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
     """`sam local invoke --env-vars` only overrides variables the template declares."""
     env = load("env.json")
@@ -142,5 +165,7 @@ def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
         declared = template.function_environment(function)
         assert set(overrides) <= set(declared), function
         for name, value in overrides.items():
-            if name not in ("AWS_ENDPOINT_URL", "LIVE_API_ENDPOINT"):  # endpoints are the local ones
+            # Endpoints are the local ones; the producer's provider is the stand-in on the Docker bridge
+            # and its key the one `tickwatch local up` stores (the template leaves both empty).
+            if name not in ("AWS_ENDPOINT_URL", "LIVE_API_ENDPOINT", "PROVIDER_URL", "API_KEY_SECRET"):
                 assert value == declared[name], (function, name)

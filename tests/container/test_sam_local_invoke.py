@@ -24,6 +24,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from tests.fake_provider import API_KEY, FakeQuoteProvider, serving
 from tickwatch.local.container import (
     ensure_docker,
     ensure_image,
@@ -311,6 +312,26 @@ def test_compactor_scheduled_compacts_the_hour_that_ended(built, stack):
     assert {record.sequence_number for record in records} <= sequence_numbers
 
 
+def test_ingest_post_ticks_puts_the_valid_ticks_into_the_stream(built, stack):
+    response = invoke(built, "IngestFunction", "ingest-post-ticks.json")
+    assert response["statusCode"] == 207, response
+    answer = json.loads(response["body"])
+    assert (answer["accepted"], [r["index"] for r in answer["rejected"]], answer["failed"]) == (2, [2], [])
+
+
+def test_producer_scheduled_quotes_the_symbols_from_the_provider_on_the_bridge(built, stack):
+    # env.json points the function at a stand-in provider on the Docker bridge and at the secret
+    # `tickwatch local up` keeps the key in.
+    environment = json.loads((EVENTS / "env.json").read_text())["ProducerFunction"]
+    secrets = stack.session.client("secretsmanager")
+    secrets.create_secret(Name=environment["API_KEY_SECRET"], SecretString=API_KEY)
+    port = int(environment["PROVIDER_URL"].rsplit(":", 1)[1])
+    with serving(FakeQuoteProvider({"AAPL": "231.50", "MSFT": "418.25"}), DOCKER_BRIDGE_GATEWAY, port) as provider:
+        response = invoke(built, "ProducerFunction", "producer-scheduled.json")
+    assert (response["sent"], response["provider_error"], response["secret_error"]) == (2, None, None), response
+    assert sorted(provider.symbols_asked) == ["AAPL", "MSFT"]
+
+
 EXPECTED_ORDER = [
     "processor-batch-valid-ticks.json",
     "processor-batch-with-bad-records.json",
@@ -319,4 +340,6 @@ EXPECTED_ORDER = [
     "live-subscribe.json",
     "broadcast-market-changes.json",
     "compactor-scheduled.json",
+    "ingest-post-ticks.json",
+    "producer-scheduled.json",
 ]
