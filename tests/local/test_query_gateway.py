@@ -17,6 +17,7 @@ from tests.local.workload import run_workload
 from tests.test_query_api import DAY, store_minute_bars
 from tickwatch.fetch.simulator import DEFAULT_SYMBOLS
 from tickwatch.local.gateway import RestApi, RestGateway
+from tickwatch.local.ingest_demo import post_sample_ticks
 from tickwatch.local.stack import LocalStack, LocalStackOptions
 from tickwatch.template import Template
 
@@ -177,6 +178,12 @@ def test_ticks_posted_over_http_feed_the_local_pipeline_and_need_the_key(local):
     assert local.wait_until_caught_up(timeout=60)
     status, _, quote = request(f"{url}/quotes/INGST", key=key)
     assert (status, quote["price"]) == (200, Decimal("12.5"))
+
+
+def test_make_run_s_sample_post_is_answered_tick_by_tick(local):
+    url, key = urls(local)
+    line = post_sample_ticks(url, key)
+    assert "answered 207: 2 accepted, 1 rejected (#2: price: 0 is less than or equal to the minimum of 0)" in line
 
 
 def test_cors_preflight_and_answers_allow_the_dashboard_origin(local):

@@ -25,6 +25,7 @@ from tickwatch.local.faults import FaultPlan
 from tickwatch.local.functions import LocalFunction
 from tickwatch.local.history import compact_and_query
 from tickwatch.local.inbox import ReceivedAlert
+from tickwatch.local.ingest_demo import post_sample_ticks
 from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import LocalState, process_start, state_path
@@ -151,6 +152,10 @@ def run_demo(
                     f"  query API {names['QueryApiUrl']}  key {names['QueryApiKey']}  docs {names['QueryApiUrl']}/docs"
                 )
                 screen.line(f"    curl -H 'x-api-key: {names['QueryApiKey']}' {names['QueryApiUrl']}/quotes")
+                screen.line(
+                    f"    curl -H 'x-api-key: {names['QueryApiKey']}' -H 'Content-Type: application/json' "
+                    f"--data @ticks.json {names['QueryApiUrl']}/ticks"
+                )
             if "DashboardUrl" in names:
                 screen.line(f"  live dashboard: {dashboard_link(names)}")
             if demo_rules:
@@ -171,6 +176,9 @@ def run_demo(
             stop = threading.Event()
             with stop_on_signals(stop):
                 summary = run_fetch(provider, writer, screen.progress, count=count, duration=duration, stop=stop)
+                if "QueryApiUrl" in names:
+                    # The other way in: ticks over HTTPS, through the gateway and IngestFunction.
+                    screen.line(post_sample_ticks(names["QueryApiUrl"], names["QueryApiKey"]))
                 screen.line(f"fetch stopped by {summary.stopped_by}; letting the pipeline catch up ...")
                 caught_up = stack.wait_until_caught_up(timeout=CATCH_UP_TIMEOUT)
             if stack.faults is not None:
