@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from tickwatch.analytics.named import template_queries
-from tickwatch.bench import cost, history
+from tickwatch.bench import cost, history, producer
 from tickwatch.bench.__main__ import main
 
 
@@ -54,6 +54,18 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert "### 6. Query API per route" in markdown
     assert "### 8. History" in markdown
     assert report["history"]["measured"]["rows"] == report["history"]["measured"]["ticks"]
+    runs = {row["case"]: row for row in report["producer"]["runs"]}
+    twelvedata, finnhub, spent = (runs[case.label] for case in producer.CASES)
+    # The key is read once per container; a run reserves its credits in three adds and puts once.
+    for row in (twelvedata, finnhub):
+        assert row["requests"] == {"dynamodb:UpdateItem": 3, "kinesis:PutRecords": 1}
+        assert row["first_run_adds"] == {"secretsmanager:GetSecretValue": 1}
+        assert row["ticks"] == len(producer.SYMBOLS)
+    assert (twelvedata["provider_calls"], finnhub["provider_calls"]) == (1, len(producer.SYMBOLS))
+    # With the day's credits spent: the adds are given back, and nothing is asked for or put.
+    assert (spent["requests"], spent["provider_calls"], spent["ticks"]) == ({"dynamodb:UpdateItem": 4}, 0, 0)
+    assert all(row["usd_per_month"]["total"] > 0 for row in report["producer"]["month"])
+    assert "### 9. Scheduled producer" in markdown
 
 
 def test_every_price_cites_its_page_and_date():
@@ -76,6 +88,27 @@ def test_kinesis_provisioned_cost_falls_per_tick_as_the_shard_fills():
     # One shard-hour is $0.015 whatever flows: 3.6 M ticks an hour at 1,000/s, 0.36 M at 100/s.
     assert kinesis(1000) == pytest.approx(0.015 / 3.6 + 0.014, abs=0.0001)
     assert kinesis(100) == pytest.approx(0.015 / 0.36 + 0.014, abs=0.0001)
+
+
+def test_a_month_of_the_scheduled_producer_is_priced_by_run_and_by_container():
+    # Given: 43,200 runs a month (rate(1 minute)) of 0.2 s each, 3 ledger writes and 8 ticks a run.
+    prices = cost.load_prices()
+    run = cost.ProducerRun(seconds=0.2, write_units=3, ticks=8)
+
+    # When: priced at 512 MB on arm64.
+    usd = cost.producer_month_cost([(43_200, run)], 0.5, prices)
+
+    # Then: each service is its count times its price; the secret is read once per container.
+    containers = 30 * 24 / cost.PRODUCER_CONTAINER_HOURS
+    assert usd["lambda_requests"] == pytest.approx(43_200 * 0.20 / 1e6, abs=1e-4)
+    assert usd["lambda_duration"] == pytest.approx(43_200 * 0.2 * 0.5 * prices["lambda"]["arm64_gb_second"], abs=1e-4)
+    assert usd["dynamodb"] == pytest.approx(3 * 43_200 * 0.625 / 1e6, abs=1e-4)
+    assert usd["secrets_manager"] == pytest.approx(0.40 + containers * 0.05 / 1e4, abs=1e-4)
+    assert usd["kinesis_put_units"] == pytest.approx(8 * 43_200 * 0.014 / 1e6, abs=1e-4)
+    assert usd["total"] == pytest.approx(sum(v for k, v in usd.items() if k != "total"), abs=1e-3)
+    # A container cannot read the secret more often than the function runs.
+    few = cost.producer_month_cost([(10, run)], 0.5, prices)
+    assert few["secrets_manager"] == pytest.approx(0.40 + 10 * 0.05 / 1e4, abs=1e-4)
 
 
 def test_the_history_part_alone_compacts_every_unique_tick_and_prices_it(tmp_path):

@@ -2,7 +2,7 @@
 
 python -m tickwatch.bench                 # the full run (a few minutes)
 python -m tickwatch.bench --smoke --out DIR  # tiny sizes, so the benchmark cannot rot (CI)
-python -m tickwatch.bench --parts 8       # only part 8, its table printed (files only with --out)
+python -m tickwatch.bench --parts 9       # only part 9, its tables printed (files only with --out)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, history, ingest, live, measure, query
+from tickwatch.bench import cost, history, ingest, live, measure, producer, query
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -38,18 +38,19 @@ class Plan:
     query_repeats: int  # requests per route and AWS stand-in
     broadcast_repeats: int  # broadcast batches per audience, and requests per WebSocket route
     history: tuple[int, int]  # part 8: ticks of the hour compacted, shards they come from
+    producer_runs: int  # part 9: warm runs of the producer per case and AWS stand-in
 
 
 FULL = Plan(
-    [100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30, 20, (3_600_000, 2)
+    [100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30, 20, (3_600_000, 2), 30
 )
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2))
-# Parts 1 to 5 share their measurements, so they run together; 6, 7 and 8 stand alone.
-PARTS = ("1-5", "6", "7", "8")
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2), 2)
+# Parts 1 to 5 share their measurements, so they run together; 6 to 9 stand alone.
+PARTS = ("1-5", "6", "7", "8", "9")
 
 
 def parse_parts(text: str) -> set[str]:
-    """`8`, `6,8` or `1-5,7` (any of 1 to 5 selects the five) -> the set of PARTS to run."""
+    """`8`, `6,9` or `1-5,7` (any of 1 to 5 selects the five) -> the set of PARTS to run."""
     chosen = set()
     for part in (piece.strip() for piece in text.split(",") if piece.strip()):
         if part in {"1", "2", "3", "4", "5", "1-5"}:
@@ -57,7 +58,7 @@ def parse_parts(text: str) -> set[str]:
         elif part in PARTS:
             chosen.add(part)
         else:
-            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 8 (1 to 5 run together)")
+            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 9 (1 to 5 run together)")
     return chosen
 
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: check that the benchmark runs")
     parser.add_argument("--out", type=Path, help=f"directory for performance.md and .json (default {DOCS})")
     parser.add_argument(
-        "--parts", type=parse_parts, default=set(PARTS), help="only these parts, like 8 or 6,8 (1 to 5 run together)"
+        "--parts", type=parse_parts, default=set(PARTS), help="only these parts, like 9 or 6,9 (1 to 5 run together)"
     )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
@@ -122,6 +123,11 @@ def run(plan: Plan, progress: Any, parts: Collection[str] = PARTS) -> dict[str, 
         ticks, shards = plan.history
         progress(f"8. history: compacting {ticks:,} ticks from {shards} shards into Parquet")
         report["history"] = history.measure(ticks, shards, prices, progress)
+    if "9" in parts:
+        progress(f"9. scheduled producer: {len(producer.SYMBOLS)} symbols, {plan.producer_runs} runs per case")
+        report["producer"] = producer.report(
+            producer.measure_producer(plan.producer_runs), prices, memory_gb, architecture
+        )
     return report
 
 
@@ -294,6 +300,8 @@ def render_tables(report: dict[str, Any]) -> str:
         lines += _table_7(report)
     if "history" in report:
         lines += history.render(report["history"])
+    if "producer" in report:
+        lines += producer.render(report["producer"])
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -460,6 +468,9 @@ def render(report: dict[str, Any]) -> str:
         burst_runs=report.get("alerts_burst", {}).get("runs", "?"),
         history_ticks=f"{report['history']['measured']['ticks']:,}" if "history" in report else "?",
         history_shards=report["history"]["measured"]["shards"] if "history" in report else "?",
+        producer_runs=report.get("producer", {}).get("runs_per_case", "?"),
+        producer_latency=report.get("producer", {}).get("provider_latency_assumed_ms", "?"),
+        container_hours=report.get("producer", {}).get("container_hours_assumed", "?"),
     )
     note = "\n> Smoke run (tiny sizes): these figures only show that the benchmark runs.\n" if report["smoke"] else ""
     return header + note + "\n## Results\n\n" + render_tables(report)

@@ -299,3 +299,57 @@ def athena_query_cost(scanned_bytes: float) -> float:
     """Dollars of one Athena query that scans `scanned_bytes`: `tickwatch sql`'s own reckoning
     (per MB rounded up, at least 10 MB, at the price per TB of prices.toml)."""
     return float(athena_cost(math.ceil(scanned_bytes)))
+
+
+# --- the scheduled producer (part 9) -------------------------------------------------------------
+
+# What one HTTPS call to the quote provider takes, in seconds: an assumption (a provider across the
+# internet, a new TLS connection per call as urllib makes it), not measured here, where the provider
+# is a loopback stand-in. Check it against the function's duration on your stack.
+PROVIDER_LATENCY = 0.150
+# Runs a month (30 days) of the schedules priced.
+PRODUCER_SCHEDULES = {"rate(1 minute)": 43_200, "rate(5 minutes)": 8_640}
+# Hours a container of a function called every few minutes lives: an assumption (Lambda does not
+# say; it replaces even busy containers after some hours). Each new one reads the secret once.
+PRODUCER_CONTAINER_HOURS = 1
+
+
+@dataclass(frozen=True)
+class ProducerRun:
+    """One run of the producer, as priced: its billed time, the ledger's write units, the ticks put."""
+
+    seconds: float  # own work + waiting for AWS + waiting for the provider
+    write_units: float  # UpdateItems on ledger items well under 1 KB: one unit each
+    ticks: float  # one record each, one 25 KB PUT payload unit each
+
+
+def producer_wait(requests_per_run: dict[str, float], provider_calls: float) -> tuple[float, float]:
+    """(seconds waiting for AWS, seconds waiting for the provider) of a run: every call one after
+    another (the secret, the ledger's UpdateItems, each provider call, PutRecords: producer.py)."""
+    return sum(requests_per_run.values()) * LATENCY["default"], provider_calls * PROVIDER_LATENCY
+
+
+def producer_month_cost(
+    runs: list[tuple[int, ProducerRun]], memory_gb: float, prices: dict[str, Any], *, architecture: str = "arm64"
+) -> dict[str, float]:
+    """Dollars of a month of producer runs (`count` runs of each kind): Lambda's requests and
+    GB-seconds, the ledger's write units, Secrets Manager (the secret's month, and a read per
+    container: a new one every PRODUCER_CONTAINER_HOURS, at most one per run), Kinesis PUT payload
+    units. The stream's shard-hours are the pipeline's (part 5), whoever writes into it."""
+    lam, secrets = prices["lambda"], prices["secrets_manager"]
+    gb_second = lam[f"{architecture.replace('-', '_')}_gb_second"]
+    invocations = sum(count for count, _ in runs)
+    secret_reads = min(invocations, 30 * 24 / PRODUCER_CONTAINER_HOURS)
+    return _with_total(
+        {
+            "lambda_requests": invocations * lam["requests_per_million"] / 1e6,
+            "lambda_duration": sum(count * run.seconds for count, run in runs) * memory_gb * gb_second,
+            "dynamodb": sum(count * run.write_units for count, run in runs)
+            * prices["dynamodb"]["write_request_units_per_million"]
+            / 1e6,
+            "secrets_manager": secrets["secret_month"] + secret_reads * secrets["api_calls_per_ten_thousand"] / 1e4,
+            "kinesis_put_units": sum(count * run.ticks for count, run in runs)
+            * prices["kinesis_provisioned"]["put_payload_units_per_million"]
+            / 1e6,
+        }
+    )
