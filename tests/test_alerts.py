@@ -3,7 +3,7 @@ handler, SNS delivers to a queue standing in for an e-mail inbox."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -23,6 +23,7 @@ from tests.support import (
 )
 from tickwatch_core import items
 from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.rules import RuleOptions, TradingHours
 
 
 class Market:
@@ -369,3 +370,42 @@ def test_no_publish_call_starts_close_to_the_timeout_and_the_rest_is_redelivered
     assert market.deliver(event) == {"batchItemFailures": []}
     assert len(market.messages()) == 25
     assert len(market.history()) == 45
+
+
+# --- re-arm margin and lifecycle ------------------------------------------------------------------
+
+
+def test_a_once_rule_fires_once_ends_and_a_redelivery_publishes_nothing_more(market):
+    market.rules.add("AAPL", "above", "200", options=RuleOptions(once=True))
+    assert market.trade("AAPL", 199, 201, 198, 202) == {"batchItemFailures": []}
+    assert market.deliver(market.last_event) == {"batchItemFailures": []}  # the same record again
+    assert market.trade("AAPL", 199, 203) == {"batchItemFailures": []}
+    (message,) = market.messages()
+    assert trigger_price(message) == "201"
+    assert "This was a one-shot rule: it has ended and will not fire again." in message["Message"]
+    rule = market.rule("AAPL", "AAPL-above-200")
+    assert (rule["ended"], rule["armed"]) == (True, False)
+
+
+def test_a_re_arm_margin_turns_a_price_hovering_at_the_threshold_into_one_alert(market):
+    market.rules.add("AAPL", "above", "200", options=RuleOptions(rearm_margin=Decimal("0.005")))
+    market.rules.add("AAPL", "above", "199.5")  # the same trades without a margin: an alert per wobble
+    market.trade("AAPL", 199.4, 200.1, 199.45, 200.05, 199.3, 200.2)
+    messages = market.messages()  # read once: reading takes them off the queue
+    by_rule: dict[str, list[str]] = {}
+    for message in messages:
+        by_rule.setdefault(message["MessageAttributes"]["rule_id"]["Value"], []).append(trigger_price(message))
+    assert by_rule == {"AAPL-above-200": ["200.1"], "AAPL-above-199.5": ["200.1", "200.05", "200.2"]}
+    (margin_message,) = [m for m in messages if m["MessageAttributes"]["rule_id"]["Value"] == "AAPL-above-200"]
+    assert "Re-arm:     0.5% back past the threshold" in margin_message["Message"]
+    assert "It re-arms when AAPL trades below 199." in margin_message["Message"]
+
+
+def test_an_expired_rule_and_a_rule_outside_its_hours_stay_silent(market):
+    # The trades are at 14:30:00 and 14:30:01 UTC on Friday 2026-11-20: 09:30 in New York.
+    market.rules.add("AAPL", "above", "200", options=RuleOptions(expires_at=BASE_TIME + timedelta(seconds=1)))
+    new_york_from_ten = TradingHours(time(10, 0), time(16, 0), "America/New_York", weekdays_only=True)
+    market.rules.add("AAPL", "above", "190", options=RuleOptions(hours=new_york_from_ten))
+    market.rules.add("AAPL", "above", "195")
+    market.trade("AAPL", 185, 205)
+    assert [m["MessageAttributes"]["rule_id"]["Value"] for m in market.messages()] == ["AAPL-above-195"]

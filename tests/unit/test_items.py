@@ -8,7 +8,7 @@ from decimal import Decimal
 from tickwatch_core import items
 from tickwatch_core.alerts import alert_message
 from tickwatch_core.market import Trade
-from tickwatch_core.rules import Direction, Firing, Rule
+from tickwatch_core.rules import Direction, Firing, Rule, RuleState
 
 T0 = datetime(2026, 11, 20, 14, 30, 0, 123000, tzinfo=UTC)
 
@@ -50,3 +50,25 @@ def test_trade_times_decode_exactly():
     moment = datetime(2026, 11, 20, 14, 30, 0, 44000, tzinfo=UTC)
     trades = (Trade(Decimal("1"), moment), Trade(Decimal("2"), moment - timedelta(days=400, milliseconds=1)))
     assert items.decode_trades(items.encode_trades(trades)) == trades
+
+
+def test_a_rule_with_every_option_round_trips_through_its_item():
+    from datetime import time
+
+    from tickwatch_core.rules import TradingHours
+
+    rule = Rule(
+        "AAPL-above-200",
+        "AAPL",
+        Direction.ABOVE,
+        Decimal("200"),
+        timedelta(minutes=15),
+        rearm_margin=Decimal("0.005"),
+        once=True,
+        expires_at=datetime(2026, 12, 31, 21, 0, tzinfo=UTC),
+        hours=TradingHours(time(9, 30), time(16, 0), "America/New_York", weekdays_only=True),
+    )
+    created = datetime(2026, 11, 20, tzinfo=UTC)
+    stored = items.rule_from_values(items.deserialize(items.rule_to_item(rule, created_at=created)))
+    assert stored.rule == rule
+    assert stored.state == RuleState()

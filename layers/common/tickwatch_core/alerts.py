@@ -46,6 +46,7 @@ from tickwatch_core.rules import (
     apply_updates,
     format_decimal,
     format_duration,
+    format_percent,
 )
 from tickwatch_core.ticks import format_timestamp
 
@@ -113,14 +114,22 @@ def alert_message(firing: Firing) -> tuple[str, str]:
     ]
     if rule.cooldown:
         lines.append(f"Cooldown:   {format_duration(rule.cooldown)}")
-    lines += [
-        "",
-        f"The rule is now disarmed. It re-arms when {rule.symbol} trades "
-        + ("below" if rule.direction is Direction.ABOVE else "above")
-        + f" {threshold}"
-        + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else "."),
-        f"Alert id: {firing.alert_id}",
-    ]
+    if rule.rearm_margin is not None:
+        lines.append(f"Re-arm:     {format_percent(rule.rearm_margin)} back past the threshold")
+    if rule.hours is not None:
+        lines.append(f"Hours:      {rule.hours.describe()}")
+    if rule.expires_at is not None:
+        lines.append(f"Expires:    {rule.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    if rule.once:
+        what_next = "This was a one-shot rule: it has ended and will not fire again."
+    else:
+        what_next = (
+            f"The rule is now disarmed. It re-arms when {rule.symbol} trades "
+            + ("below" if rule.direction is Direction.ABOVE else "above")
+            + f" {format_decimal(rule.rearm_level)}"
+            + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else ".")
+        )
+    lines += ["", what_next, f"Alert id: {firing.alert_id}"]
     return subject, "\n".join(lines) + "\n"
 
 
@@ -321,9 +330,13 @@ class AlertDispatcher:
         return None
 
     def _write_rule_state(self, evaluation: _RuleEvaluation, state: RuleState) -> None:
-        names = {"#armed": "armed", "#seq": "state_seq"}
-        values: dict[str, Any] = {":armed": {"BOOL": state.armed}, ":seq": {"S": state.state_seq}}
-        assignments = ["#armed = :armed", "#seq = :seq"]
+        names = {"#armed": "armed", "#seq": "state_seq", "#ended": "ended"}
+        values: dict[str, Any] = {
+            ":armed": {"BOOL": state.armed},
+            ":seq": {"S": state.state_seq},
+            ":ended": {"BOOL": state.ended},
+        }
+        assignments = ["#armed = :armed", "#seq = :seq", "#ended = :ended"]
         if state.last_fired_at is not None:
             names["#fired"] = "last_fired_at"
             values[":fired"] = {"S": format_timestamp(state.last_fired_at)}

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from tickwatch_core.market import Bar, Quote, Trade
-from tickwatch_core.rules import Direction, Firing, Rule, RuleState
+from tickwatch_core.rules import Direction, Firing, Rule, RuleState, TradingHours
 from tickwatch_core.ticks import format_timestamp
 
 QUOTE_SORT_KEY = "QUOTE"
@@ -219,7 +219,8 @@ class StoredRule:
 
 
 def rule_to_item(rule: Rule, *, created_at: datetime) -> AttributeMap:
-    """A new rule item: armed, never fired."""
+    """A new rule item: armed, never fired. Options a rule does not use are not stored."""
+    hours = rule.hours
     return serialize(
         {
             "pk": symbol_pk(rule.symbol),
@@ -231,6 +232,17 @@ def rule_to_item(rule: Rule, *, created_at: datetime) -> AttributeMap:
             "direction": rule.direction.value,
             "threshold": rule.threshold,
             "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
+            "rearm_margin": rule.rearm_margin,
+            "once": True if rule.once else None,
+            "expires_at": format_timestamp(rule.expires_at) if rule.expires_at else None,
+            "hours": None
+            if hours is None
+            else {
+                "start": f"{hours.start:%H:%M}",
+                "end": f"{hours.end:%H:%M}",
+                "zone": hours.zone,
+                "weekdays_only": hours.weekdays_only,
+            },
             "created_at": format_timestamp(created_at),
             "armed": True,
         }
@@ -241,6 +253,8 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
     cooldown = values.get("cooldown_seconds")
     last_fired_at = values.get("last_fired_at")
     created_at = values.get("created_at")
+    expires_at = values.get("expires_at")
+    hours = values.get("hours")
     return StoredRule(
         rule=Rule(
             rule_id=values["rule_id"],
@@ -248,11 +262,23 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
             direction=Direction(values["direction"]),
             threshold=values["threshold"],
             cooldown=timedelta(seconds=int(cooldown)) if cooldown else None,
+            rearm_margin=values.get("rearm_margin"),
+            once=bool(values.get("once", False)),
+            expires_at=parse_time(expires_at) if expires_at else None,
+            hours=None
+            if hours is None
+            else TradingHours(
+                start=time.fromisoformat(hours["start"]),
+                end=time.fromisoformat(hours["end"]),
+                zone=hours["zone"],
+                weekdays_only=bool(hours.get("weekdays_only", False)),
+            ),
         ),
         state=RuleState(
             armed=bool(values.get("armed", True)),
             last_fired_at=parse_time(last_fired_at) if last_fired_at else None,
             state_seq=values.get("state_seq"),
+            ended=bool(values.get("ended", False)),
         ),
         created_at=parse_time(created_at) if created_at else None,
     )

@@ -20,7 +20,15 @@ from botocore.exceptions import ClientError
 from tickwatch_core import items
 from tickwatch_core.dynamodb import batch_get, keys_by_kind
 from tickwatch_core.items import StoredRule
-from tickwatch_core.rules import Direction, Rule, make_rule_id, parse_threshold, split_rule_id, validate_symbol
+from tickwatch_core.rules import (
+    Direction,
+    Rule,
+    RuleOptions,
+    make_rule_id,
+    parse_threshold,
+    split_rule_id,
+    validate_symbol,
+)
 
 
 class RuleExistsError(ValueError):
@@ -62,6 +70,7 @@ class RuleStore:
         direction: Direction | str,
         threshold: Decimal | str | int | float,
         cooldown: timedelta | None = None,
+        options: RuleOptions | None = None,
     ) -> Rule:
         """Create an armed rule. Raises ValueError for bad input and RuleExistsError for a duplicate."""
         symbol = validate_symbol(symbol)
@@ -72,7 +81,18 @@ class RuleStore:
         threshold = parse_threshold(threshold)
         if cooldown is not None and (cooldown.total_seconds() < 1 or cooldown.microseconds):
             raise ValueError("cooldown must be a whole number of seconds, at least 1s")
-        rule = Rule(make_rule_id(symbol, direction, threshold), symbol, direction, threshold, cooldown)
+        options = options or RuleOptions()
+        rule = Rule(
+            make_rule_id(symbol, direction, threshold),
+            symbol,
+            direction,
+            threshold,
+            cooldown,
+            rearm_margin=options.rearm_margin,
+            once=options.once,
+            expires_at=options.expires_at,
+            hours=options.hours,
+        )
         try:
             self.client.put_item(
                 TableName=self.table_name,
