@@ -106,9 +106,11 @@ def test_rules_add_list_remove(aws, deployed, capsys):
     assert "added rule AAPL-above-200 (AAPL above 200, cooldown 15m); it is armed" in capsys.readouterr().out
     assert tickwatch(aws, "rules", "list", "--stack", STACK) == 0
     listing = capsys.readouterr().out.splitlines()
-    assert listing[0].split() == ["RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "STATE", "LAST", "FIRED"]
-    assert listing[1].split() == ["AAPL-above-200", "AAPL", "above", "200", "15m", "armed", "-"]
-    assert listing[2].split() == ["BRK-B-below-450.5", "BRK-B", "below", "450.5", "-", "armed", "-"]
+    assert listing[0].split() == [
+        "RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "OPTIONS", "STATE", "LAST", "FIRED"
+    ]  # fmt: skip
+    assert listing[1].split() == ["AAPL-above-200", "AAPL", "above", "200", "15m", "-", "armed", "-"]
+    assert listing[2].split() == ["BRK-B-below-450.5", "BRK-B", "below", "450.5", "-", "-", "armed", "-"]
     assert tickwatch(aws, "rules", "remove", "AAPL-above-200", "--stack", STACK) == 0
     assert tickwatch(aws, "rules", "list", "AAPL", "--stack", STACK) == 0
     assert "no rules for AAPL" in capsys.readouterr().out
@@ -121,6 +123,10 @@ def test_rules_add_list_remove(aws, deployed, capsys):
         (["rules", "add", "AAPL", "--above", "0"], "threshold 0 must be a number greater than zero"),
         (["rules", "add", "AAPL", "--below", "-5"], "threshold -5 must be a number greater than zero"),
         (["rules", "add", "AAPL", "--above", "lots"], "threshold 'lots' is not a number"),
+        (["rules", "add", "AAPL", "--above", "200", "--rearm", "half"], "--rearm: re-arm margin 'half' is not a"),
+        (["rules", "add", "AAPL", "--above", "200", "--tz", "UTC"], "--tz: a time zone and weekdays only go with"),
+        (["rules", "add", "AAPL", "--above", "200", "--hours", "9-5"], "--hours: hours '9-5' are not like 09:30-16:00"),
+        (["rules", "add", "AAPL", "--above", "200", "--expires", "2020-01-01T00:00Z"], "--expires: expiry 2020-01-01"),
         (["rules", "remove", "AAPL-above-999"], "no rule AAPL-above-999"),
         (["rules", "remove", "not-a-rule"], "is not a rule id"),
         (["subscribe", "not-an-email"], "'not-an-email' is not an e-mail address"),
@@ -344,3 +350,17 @@ def test_api_key_prints_the_value_of_the_stack_s_key(aws, capsys):
 def test_api_key_of_a_stack_without_the_query_api_says_to_redeploy(aws, deployed, capsys):
     assert tickwatch(aws, "api-key", "--stack", STACK) == 1
     assert "has no output QueryApiKeyId" in capsys.readouterr().err
+
+
+def test_rules_add_with_options_says_them_and_the_listing_shows_them(aws, deployed, capsys):
+    argv = ["rules", "add", "NVDA", "--above", "150", "--rearm", "0.5%", "--once", "--for", "7d"]
+    assert (
+        tickwatch(aws, *argv, "--hours", "09:30-16:00", "--tz", "America/New_York", "--weekdays", "--stack", STACK) == 0
+    )
+    added = capsys.readouterr().out
+    assert "added rule NVDA-above-150 (NVDA above 150, re-arm 0.5%, once, until " in added
+    assert "09:30-16:00 America/New_York on weekdays); it is armed" in added
+    assert tickwatch(aws, "rules", "list", "NVDA", "--stack", STACK) == 0
+    (row,) = capsys.readouterr().out.splitlines()[1:]
+    assert "re-arm 0.5%, once, until " in row
+    assert row.split()[-2:] == ["armed", "-"]

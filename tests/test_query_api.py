@@ -627,3 +627,63 @@ def test_a_bollinger_width_of_ten_is_named_as_written(api, aws, table):
         query={"from": "2026-11-19T00:00:00Z", "to": "2026-11-19T00:30:00Z", "indicators": "bollinger:20:10"},
     )
     assert "bollinger_20_10" in answer.json["bars"][-1]
+
+
+# -- rule options (re-arm margin and lifecycle) -------------------------------------------------
+
+
+def test_a_rule_with_every_option_is_stored_and_listed_with_them(api):
+    body = {
+        "symbol": "AAPL",
+        "direction": "above",
+        "threshold": 230,
+        "rearm": "0.5%",
+        "once": True,
+        "for": "7d",
+        "hours": "09:30-16:00",
+        "tz": "America/New_York",
+        "weekdays": True,
+    }
+    answer = call(api, "POST", "/rules", body=body)
+    assert answer.status == 201, answer.text
+    rule = answer.json
+    assert (rule["rearm"], rule["once"], rule["status"], rule["armed"]) == ("0.5%", True, "armed", True)
+    assert rule["expires_at"] == "2026-11-27T00:00:00Z"  # the API's clock (2026-11-20) plus 7 days
+    assert rule["hours"] == {"start": "09:30", "end": "16:00", "tz": "America/New_York", "weekdays": True}
+    api.service.clock = lambda: DAY + timedelta(days=9)
+    (listed,) = call(api, "GET", "/rules").json["rules"]
+    assert (listed["rule_id"], listed["status"]) == ("AAPL-above-230", "expired")
+
+
+def test_a_plain_rule_has_no_options(api):
+    rule = call(api, "POST", "/rules", body={"symbol": "AAPL", "direction": "below", "threshold": 200}).json
+    assert (rule["rearm"], rule["once"], rule["expires_at"], rule["hours"], rule["status"]) == (
+        None,
+        False,
+        None,
+        None,
+        "armed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"rearm": "half"}, "rearm", "is not a percentage like 0.5%"),
+        ({"rearm": "90%"}, "rearm", "at most 50%"),
+        ({"expires": "2020-01-01T00:00Z"}, "expires", "is not in the future"),
+        ({"expires": "2027-01-01T00:00"}, "expires", "has no time zone"),
+        ({"expires": "2027-01-01T00:00Z", "for": "7d"}, "for", "not both"),
+        ({"for": "soon"}, "for", "is not like 30s, 15m"),
+        ({"hours": "9-5"}, "hours", "not like 09:30-16:00"),
+        ({"hours": "09:30-16:00", "tz": "Mars/Olympus"}, "tz", "IANA time zone"),
+        ({"weekdays": True}, "hours", "only go with hours"),
+        ({"tz": "UTC"}, "tz", "only go with hours"),
+    ],
+)
+def test_a_bad_rule_option_is_422_naming_it(api, options, field, message):
+    body = {"symbol": "AAPL", "direction": "above", "threshold": 230, **options}
+    answer = call(api, "POST", "/rules", body=body)
+    assert (answer.status, answer.json["error"]["field"]) == (422, field), answer.text
+    assert message in answer.json["error"]["message"]
+    assert call(api, "GET", "/rules").json["rules"] == []

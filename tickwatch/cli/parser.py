@@ -111,6 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     side.add_argument("--above", metavar="PRICE", help="fire when the price trades at or above PRICE")
     side.add_argument("--below", metavar="PRICE", help="fire when the price trades at or below PRICE")
     add.add_argument("--cooldown", type=_duration, help="do not re-arm until this long after an alert, like 15m")
+    add.add_argument(
+        "--rearm", metavar="PERCENT", help="re-arm only once the price is back past the threshold by this, like 0.5%%"
+    )
+    add.add_argument("--once", action="store_true", help="the rule ends with its first alert")
+    until = add.add_mutually_exclusive_group()
+    until.add_argument("--expires", metavar="TIME", help="no alert at or after this instant, like 2026-12-31T21:00Z")
+    until.add_argument("--for", dest="lasts", metavar="DURATION", help="no alert after this long from now, like 7d")
+    add.add_argument("--hours", metavar="HH:MM-HH:MM", help="alerts only inside these hours, like 09:30-16:00")
+    add.add_argument("--tz", metavar="ZONE", help="the hours' IANA time zone, like America/New_York (default UTC)")
+    add.add_argument("--weekdays", action="store_true", help="with --hours: Monday to Friday only")
     add.add_argument("--table", help="market table (default: the stack's MarketTableName)")
     listing = rule_commands.add_parser(
         "list", parents=[aws], help="list rules", description="List rules and their state."

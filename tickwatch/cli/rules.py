@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tickwatch.cli.checks import _check_email, _check_symbol
 from tickwatch.cli.output import _time, format_table
 from tickwatch.resources import AwsContext, CliError, InputError
 from tickwatch_core.rule_store import RuleStore, UnknownRuleError
-from tickwatch_core.rules import Direction, format_decimal, format_duration, parse_threshold
+from tickwatch_core.rules import (
+    Direction,
+    Rule,
+    RuleOptionError,
+    format_decimal,
+    format_duration,
+    format_percent,
+    parse_options,
+    parse_threshold,
+    rule_status,
+)
 
 # --- rules --------------------------------------------------------------------------------------
 
@@ -27,18 +37,48 @@ def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
     _check_symbol(args.symbol)
     try:
         parse_threshold(threshold)
-        rule = _rule_store(context).add(args.symbol, direction, threshold, cooldown=cooldown)
+        options = parse_options(
+            now=datetime.now(UTC),
+            rearm=args.rearm,
+            once=args.once,
+            expires=args.expires,
+            lasts=args.lasts,
+            hours=args.hours,
+            zone=args.tz,
+            weekdays=args.weekdays,
+        )
+    except RuleOptionError as error:
+        raise InputError(f"--{error.field}: {error}") from None
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    try:
+        rule = _rule_store(context).add(args.symbol, direction, threshold, cooldown=cooldown, options=options)
     except ValueError as error:  # including RuleExistsError
         raise InputError(str(error)) from None
-    extra = f", cooldown {format_duration(rule.cooldown)}" if rule.cooldown else ""
-    print(f"added rule {rule.rule_id} ({rule.describe()}{extra}); it is armed")
+    extras = [f"cooldown {format_duration(rule.cooldown)}"] if rule.cooldown else []
+    extras += _option_words(rule)
+    print(f"added rule {rule.rule_id} ({', '.join([rule.describe(), *extras])}); it is armed")
     return 0
+
+
+def _option_words(rule: Rule) -> list[str]:
+    words = []
+    if rule.rearm_margin is not None:
+        words.append(f"re-arm {format_percent(rule.rearm_margin)}")
+    if rule.once:
+        words.append("once")
+    if rule.expires_at is not None:
+        words.append(f"until {_time(rule.expires_at)}")
+    if rule.hours is not None:
+        words.append(rule.hours.describe())
+    return words
 
 
 def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
     if args.symbol:
         _check_symbol(args.symbol)
     stored = _rule_store(context).list(args.symbol)
+    now = datetime.now(UTC)
     if not stored:
         print(
             "no rules"
@@ -53,12 +93,14 @@ def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
             entry.rule.direction.value,
             format_decimal(entry.rule.threshold),
             format_duration(entry.rule.cooldown) if entry.rule.cooldown else "-",
-            "armed" if entry.state.armed else "disarmed",
+            ", ".join(_option_words(entry.rule)) or "-",
+            rule_status(entry.rule, entry.state, now),
             _time(entry.state.last_fired_at) if entry.state.last_fired_at else "-",
         )
         for entry in stored
     ]
-    print(format_table(("RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "STATE", "LAST FIRED"), rows))
+    headings = ("RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "OPTIONS", "STATE", "LAST FIRED")
+    print(format_table(headings, rows))
     return 0
 
 

@@ -43,7 +43,9 @@ from tickwatch_core.rule_store import RuleExistsError, RuleStore, UnknownRuleErr
 from tickwatch_core.rules import (
     SYMBOL_PATTERN,
     Direction,
+    RuleOptionError,
     parse_duration,
+    parse_options,
     parse_threshold,
     split_rule_id,
     validate_symbol,
@@ -206,7 +208,8 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
 
     @app.get("/rules", summary="Alert rules, with their state", responses=_answers(models.RulesOut, "Rules", 422))
     def list_rules(symbol: Annotated[str | None, Query(pattern=_SYMBOL)] = None):
-        return _json({"rules": [rule_view(stored) for stored in service.rules.list(symbol)]})
+        now = service.clock()
+        return _json({"rules": [rule_view(stored, now=now) for stored in service.rules.list(symbol)]})
 
     @app.post(
         "/rules",
@@ -219,14 +222,30 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         raw = json.loads(app.current_event.decoded_body or "{}", parse_float=Decimal)
         threshold = checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
         cooldown = checked("cooldown", _cooldown, rule.cooldown)
+        now = service.clock()
         try:
-            created = service.rules.add(symbol, Direction(rule.direction), threshold, cooldown=cooldown)
+            options = parse_options(
+                now=now,
+                rearm=rule.rearm,
+                once=rule.once,
+                expires=rule.expires,
+                lasts=rule.for_,
+                hours=rule.hours,
+                zone=rule.tz,
+                weekdays=rule.weekdays,
+            )
+        except RuleOptionError as error:
+            raise invalid(error.field, str(error)) from None
+        try:
+            created = service.rules.add(
+                symbol, Direction(rule.direction), threshold, cooldown=cooldown, options=options
+            )
         except RuleExistsError as error:
             raise ApiError(HTTPStatus.CONFLICT, "conflict", str(error), field="threshold") from None
         except ValueError as error:
             raise invalid("rule", str(error)) from None
         stored = next(s for s in service.rules.list(created.symbol) if s.rule.rule_id == created.rule_id)
-        return _json(rule_view(stored), HTTPStatus.CREATED)
+        return _json(rule_view(stored, now=now), HTTPStatus.CREATED)
 
     @app.delete(
         "/rules/<rule_id>",
@@ -240,7 +259,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
             service.rules.remove(rule_id)
         except UnknownRuleError:
             raise not_found("rule_id", f"no rule {rule_id}") from None
-        return _json({"deleted": rule_view(stored) if stored else {"rule_id": rule_id}})
+        return _json({"deleted": rule_view(stored, now=service.clock()) if stored else {"rule_id": rule_id}})
 
     # -- documents ------------------------------------------------------------------------------
 

@@ -27,6 +27,16 @@ class RuleIn(BaseModel):
     cooldown: StrictInt | str | None = Field(
         default=None, description="seconds, or a duration like 15m: no re-arming until this long after an alert"
     )
+    rearm: str | None = Field(
+        default=None,
+        description="re-arm margin like 0.5%: re-arms only once the price is back past the threshold by it",
+    )
+    once: bool = Field(default=False, description="the rule ends with its first alert")
+    expires: str | None = Field(default=None, description="no alert at or after this instant, like 2026-12-31T21:00Z")
+    for_: str | None = Field(default=None, alias="for", description="or: expires this long from now, like 7d")
+    hours: str | None = Field(default=None, description="alerts only inside these hours, like 09:30-16:00")
+    tz: str | None = Field(default=None, description="the hours' IANA time zone, like America/New_York (default UTC)")
+    weekdays: bool = Field(default=False, description="with hours: Monday to Friday only")
 
 
 class QuoteOut(BaseModel):
@@ -86,13 +96,25 @@ class AlertsOut(BaseModel):
     next: str | None
 
 
+class HoursOut(BaseModel):
+    start: str
+    end: str
+    tz: str
+    weekdays: bool
+
+
 class RuleOut(BaseModel):
     rule_id: str
     symbol: str
     direction: Literal["above", "below"]
     threshold: Number
     cooldown_seconds: int | None
+    rearm: str | None = Field(description="the re-arm margin, like 0.5%")
+    once: bool
+    expires_at: datetime | None
+    hours: HoursOut | None
     armed: bool
+    status: Literal["armed", "disarmed", "ended", "expired"]
     last_fired_at: datetime | None
     created_at: datetime | None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import datetime
 from decimal import Context, Decimal
 from typing import Any
 
@@ -12,6 +13,7 @@ from tickwatch_core.intervals import OhlcvBar
 from tickwatch_core.items import StoredRule, parse_time
 from tickwatch_core.market import Quote
 from tickwatch_core.query_api.errors import invalid
+from tickwatch_core.rules import format_percent, rule_status
 
 _PERCENT = Decimal("0.0001")
 _EXACT = Context(prec=60)
@@ -62,15 +64,28 @@ def alert_view(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def rule_view(stored: StoredRule) -> dict[str, Any]:
+def rule_view(stored: StoredRule, *, now: datetime) -> dict[str, Any]:
     rule, state = stored.rule, stored.state
+    hours = rule.hours
     return {
         "rule_id": rule.rule_id,
         "symbol": rule.symbol,
         "direction": rule.direction.value,
         "threshold": rule.threshold,
         "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
+        "rearm": format_percent(rule.rearm_margin) if rule.rearm_margin is not None else None,
+        "once": rule.once,
+        "expires_at": rule.expires_at,
+        "hours": None
+        if hours is None
+        else {
+            "start": f"{hours.start:%H:%M}",
+            "end": f"{hours.end:%H:%M}",
+            "tz": hours.zone,
+            "weekdays": hours.weekdays_only,
+        },
         "armed": state.armed,
+        "status": rule_status(rule, state, now),
         "last_fired_at": state.last_fired_at,
         "created_at": stored.created_at,
     }
