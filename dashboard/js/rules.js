@@ -3,7 +3,7 @@
 
 import { formatDuration, formatUtcDateTime } from './format.js';
 
-const FORM_FIELDS = ['symbol', 'direction', 'threshold', 'cooldown'];
+const FORM_FIELDS = ['symbol', 'direction', 'threshold', 'cooldown', 'rearm', 'for'];
 const MIN_REFRESH_GAP_MS = 2000;
 
 export class RulesPanel {
@@ -62,6 +62,11 @@ export class RulesPanel {
     const cooldown = values.get('cooldown').trim();
     // The API takes seconds as a number and durations ("15m") as text.
     if (cooldown) rule.cooldown = /^\d+$/.test(cooldown) ? Number(cooldown) : cooldown;
+    const rearm = values.get('rearm').trim();
+    if (rearm) rule.rearm = rearm.endsWith('%') ? rearm : `${rearm}%`;
+    const lasts = values.get('for').trim();
+    if (lasts) rule.for = lasts;
+    if (values.get('once')) rule.once = true;
     const submit = this.#form.querySelector('[type="submit"]');
     submit.disabled = true;
     try {
@@ -126,9 +131,22 @@ export class RulesPanel {
       return element;
     };
     const firedAt = rule.last_fired_at ? formatUtcDateTime(rule.last_fired_at) : null;
-    const state = rule.armed ? 'armed' : firedAt ? `fired ${firedAt}` : 'not armed';
+    // ended (a one-shot rule that fired) and expired say more than armed or not.
+    const state = {
+      ended: `ended ${firedAt ?? ''}`.trim(),
+      expired: 'expired',
+      armed: 'armed',
+      disarmed: firedAt ? `fired ${firedAt}` : 'not armed',
+    }[rule.status];
     const details = [rule.cooldown_seconds ? `cooldown ${formatDuration(rule.cooldown_seconds)}` : 'no cooldown'];
-    if (rule.armed && firedAt) details.push(`last fired ${firedAt}`);
+    if (rule.rearm) details.push(`re-arm ${rule.rearm}`);
+    if (rule.once && rule.status !== 'ended') details.push('once');
+    if (rule.expires_at && rule.status !== 'expired') details.push(`until ${formatUtcDateTime(rule.expires_at)}`);
+    if (rule.hours) {
+      const days = rule.hours.weekdays ? ' weekdays' : '';
+      details.push(`${rule.hours.start}–${rule.hours.end} ${rule.hours.tz}${days}`);
+    }
+    if (rule.status === 'armed' && firedAt) details.push(`last fired ${firedAt}`);
 
     const remove = document.createElement('button');
     remove.type = 'button';
@@ -140,7 +158,7 @@ export class RulesPanel {
     row.append(
       span('rule-symbol', rule.symbol),
       span('rule-condition', `${rule.direction} ${rule.threshold}`),
-      span(`rule-state rule-${rule.armed ? 'armed' : 'fired'}`, state),
+      span(`rule-state rule-${rule.status === 'armed' ? 'armed' : 'fired'}`, state),
       span('rule-details', details.join(' · ')),
       remove,
     );

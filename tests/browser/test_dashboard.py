@@ -188,10 +188,14 @@ def test_a_rule_added_in_the_panel_fires_into_the_alert_feed(page, local, artifa
     price = cli_quotes(stack)["NVDA"]
     threshold = (price + Decimal("1.00")).quantize(Decimal("0.01"))
     form.locator("[name=threshold]").fill(str(threshold))
+    form.locator("[name=rearm]").fill("0.5")  # the panel adds the %
+    form.locator("[name=once]").check()
     form.locator("[type=submit]").click()
     rule_id = make_rule_id("NVDA", Direction.ABOVE, threshold)
-    page.wait_for_selector(f"[data-rule-id='{rule_id}']")
+    row = page.wait_for_selector(f"[data-rule-id='{rule_id}']")
     assert error.inner_text().strip() == ""
+    assert "re-arm 0.5%" in row.inner_text()
+    assert "once" in row.inner_text()
 
     feed.send({"symbol": "NVDA", "price": float(threshold + 1), "timestamp": _now(), "volume": 100})
     feed.writer.close()
@@ -200,6 +204,8 @@ def test_a_rule_added_in_the_panel_fires_into_the_alert_feed(page, local, artifa
     fired = [a for a in stored_alerts(stack) if a["rule_id"] == rule_id]
     assert [a["alert_id"] for a in fired] == [alert.get_attribute("data-alert-id")]
     assert "above" in alert.inner_text()
+    # A one-shot rule that fired is listed as ended once the panel reads the rules again.
+    page.wait_for_selector(f"[data-rule-id='{rule_id}'] .rule-state:has-text('ended')", timeout=20_000)
     page.screenshot(path=artifacts / "dashboard.png")
 
 
