@@ -23,7 +23,7 @@ from tests.support import (
 )
 from tickwatch_core import items
 from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import RuleOptions, TradingHours
+from tickwatch_core.rules import RuleKind, RuleOptions, TradingHours
 
 
 class Market:
@@ -409,3 +409,18 @@ def test_an_expired_rule_and_a_rule_outside_its_hours_stay_silent(market):
     market.rules.add("AAPL", "above", "195")
     market.trade("AAPL", 185, 205)
     assert [m["MessageAttributes"]["rule_id"]["Value"] for m in market.messages()] == ["AAPL-above-195"]
+
+
+
+def test_a_day_change_rule_fires_from_the_quote_s_open_and_says_so_in_words(market):
+    market.rules.add("AAPL", "above", "3%", kind=RuleKind.CHANGE)
+    market.trade("AAPL", 200, 204, 205.9, 206.5, 207)  # 200 opens the day; 206 would be +3 %
+    (message,) = market.messages()
+    assert message["Subject"] == "tickwatch: AAPL up 3.25 % on the day (above +3%)"
+    body = message["Message"]
+    assert "AAPL is up 3.25 % on the day, from the open of 200 to 206.5: at or above your +3%." in body
+    assert "It re-arms when AAPL's change on the day goes back below +3%." in body
+    (alert,) = market.history()
+    assert (alert["rule_id"], alert["rule_kind"], alert["reference"]) == ("AAPL-change-above-3pct", "change", 200)
+    rule = market.rule("AAPL", "AAPL-change-above-3pct")
+    assert (rule["armed"], rule["reference_day"], rule["reference_open"]) == (False, "2026-11-20", 200)

@@ -364,3 +364,14 @@ def test_rules_add_with_options_says_them_and_the_listing_shows_them(aws, deploy
     (row,) = capsys.readouterr().out.splitlines()[1:]
     assert "re-arm 0.5%, once, until " in row
     assert row.split()[-2:] == ["armed", "-"]
+
+
+
+def test_rules_add_a_day_change_rule(aws, deployed, capsys):
+    assert tickwatch(aws, "rules", "add", "AAPL", "--change-above", "3%", "--stack", STACK) == 0
+    assert "added rule AAPL-change-above-3pct (AAPL above +3% on the day); it is armed" in capsys.readouterr().out
+    assert tickwatch(aws, "rules", "list", "--stack", STACK) == 0
+    (row,) = capsys.readouterr().out.splitlines()[1:]
+    assert row.split()[:4] == ["AAPL-change-above-3pct", "AAPL", "above", "+3%/day"]
+    assert tickwatch(aws, "rules", "add", "AAPL", "--change-below", "-2", "--stack", STACK) == 2
+    assert "change '-2' is not a percentage like 3% or -2%" in capsys.readouterr().err

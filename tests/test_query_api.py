@@ -687,3 +687,33 @@ def test_a_bad_rule_option_is_422_naming_it(api, options, field, message):
     assert (answer.status, answer.json["error"]["field"]) == (422, field), answer.text
     assert message in answer.json["error"]["message"]
     assert call(api, "GET", "/rules").json["rules"] == []
+
+
+
+def test_a_day_change_rule_is_added_listed_and_removed_by_its_id(api):
+    answer = call(api, "POST", "/rules", body={"symbol": "AAPL", "direction": "below", "change": "-2%"})
+    assert answer.status == 201, answer.text
+    rule = answer.json
+    assert (rule["rule_id"], rule["kind"], rule["change"], rule["threshold"]) == (
+        "AAPL-change-below--2pct",
+        "change",
+        "-2%",
+        None,
+    )
+    assert [r["rule_id"] for r in call(api, "GET", "/rules").json["rules"]] == ["AAPL-change-below--2pct"]
+    assert call(api, "DELETE", "/rules/AAPL-change-below--2pct").status == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"threshold": 200, "change": "3%"}, "threshold", "one of them"),
+        ({}, "threshold", "one of them"),
+        ({"change": "3"}, "change", "is not a percentage like 3% or -2%"),
+        ({"change": "-100%"}, "change", "must be above -100%"),
+    ],
+)
+def test_a_rule_needs_a_price_or_a_change(api, body, field, message):
+    answer = call(api, "POST", "/rules", body={"symbol": "AAPL", "direction": "above", **body})
+    assert (answer.status, answer.json["error"]["field"]) == (422, field), answer.text
+    assert message in answer.json["error"]["message"]

@@ -81,7 +81,11 @@ function alertEntry(alert) {
 
   const text = document.createElement('span');
   text.className = 'alert-text';
-  text.textContent = `crossed ${alert.direction} ${alert.threshold} at ${alert.price}`;
+  // A day-change rule's level is a percentage from the open (reference), not a price.
+  text.textContent =
+    alert.kind === 'change'
+      ? `${alert.direction === 'above' ? 'rose' : 'fell'} ${alert.change} on the day at ${alert.price} (open ${alert.reference})`
+      : `crossed ${alert.direction} ${alert.threshold} at ${alert.price}`;
 
   item.append(time, symbol, text);
   return item;

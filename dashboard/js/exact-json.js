@@ -4,7 +4,9 @@
 // 190.5. For the fields below the page keeps the source text instead, so a tile shows exactly what
 // the API said. They are strings from here on: Number() them for arithmetic.
 
-const DECIMAL_TEXT_FIELDS = new Set(['price', 'bid', 'ask', 'day_open', 'day_high', 'day_low', 'change', 'threshold']);
+const DECIMAL_TEXT_FIELDS = new Set([
+  'price', 'bid', 'ask', 'day_open', 'day_high', 'day_low', 'change', 'threshold', 'reference',
+]);
 
 /** JSON.parse, with the price fields as their source text. */
 export function parseExactJson(text) {

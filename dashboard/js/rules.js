@@ -54,11 +54,14 @@ export class RulesPanel {
   async #add() {
     this.#clearErrors();
     const values = new FormData(this.#form);
+    const level = values.get('threshold').trim();
     const rule = {
       symbol: values.get('symbol').trim().toUpperCase(),
       direction: values.get('direction'),
-      threshold: values.get('threshold').trim(), // a string: the API reads its digits exactly
     };
+    // "3%" is a change on the day; a number is a price, sent as a string so its digits stay exact.
+    if (level.endsWith('%')) rule.change = level;
+    else rule.threshold = level;
     const cooldown = values.get('cooldown').trim();
     // The API takes seconds as a number and durations ("15m") as text.
     if (cooldown) rule.cooldown = /^\d+$/.test(cooldown) ? Number(cooldown) : cooldown;
@@ -92,10 +95,12 @@ export class RulesPanel {
   }
 
   #showError(error) {
-    const fieldError = FORM_FIELDS.includes(error.field) && this.#form.querySelector(`[data-error-for="${error.field}"]`);
+    // One input takes a price (threshold) or a percentage (change).
+    const field = error.field === 'change' ? 'threshold' : error.field;
+    const fieldError = FORM_FIELDS.includes(field) && this.#form.querySelector(`[data-error-for="${field}"]`);
     if (fieldError) {
       fieldError.textContent = error.message;
-      const input = this.#form.elements.namedItem(error.field);
+      const input = this.#form.elements.namedItem(field);
       input.setAttribute('aria-invalid', 'true');
       input.focus();
       return;
@@ -157,7 +162,7 @@ export class RulesPanel {
 
     row.append(
       span('rule-symbol', rule.symbol),
-      span('rule-condition', `${rule.direction} ${rule.threshold}`),
+      span('rule-condition', rule.kind === 'change' ? `${rule.direction} ${rule.change}/day` : `${rule.direction} ${rule.threshold}`),
       span(`rule-state rule-${rule.status === 'armed' ? 'armed' : 'fired'}`, state),
       span('rule-details', details.join(' · ')),
       remove,

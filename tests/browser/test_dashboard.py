@@ -208,6 +208,14 @@ def test_a_rule_added_in_the_panel_fires_into_the_alert_feed(page, local, artifa
     page.wait_for_selector(f"[data-rule-id='{rule_id}'] .rule-state:has-text('ended')", timeout=20_000)
     page.screenshot(path=artifacts / "dashboard.png")
 
+    # A percentage in the same field is a day-change rule.
+    form.locator("[name=symbol]").fill("AAPL")
+    form.locator("[name=threshold]").fill("3%")
+    form.locator("[type=submit]").click()
+    change_row = page.wait_for_selector("[data-rule-id='AAPL-change-above-3pct']")
+    assert "above +3%/day" in change_row.inner_text()
+    page.screenshot(path=artifacts / "dashboard-rules.png")
+
 
 def stored_alerts(stack: LocalStack) -> list[dict]:
     dynamodb = stack.session.client("dynamodb")

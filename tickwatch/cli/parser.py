@@ -51,6 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_fetch_options(local)
     local.add_argument("--no-demo-rules", action="store_true", help="do not add the demo alert rules")
     local.add_argument(
+        "--rules",
+        type=Path,
+        metavar="FILE",
+        help="add these rules instead of the demo ones: a YAML or JSON list with the fields of POST /rules",
+    )
+    local.add_argument(
         "--faults",
         help="inject faults at these rates: aws=RATE (or s3=, dynamodb=, sns=) for throttling and 5xx on each call, "
         "crash= and timeout= per AWS call of a function, poison= per record; like aws=0.05,crash=0.01",
@@ -110,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     side = add.add_mutually_exclusive_group(required=True)
     side.add_argument("--above", metavar="PRICE", help="fire when the price trades at or above PRICE")
     side.add_argument("--below", metavar="PRICE", help="fire when the price trades at or below PRICE")
+    side.add_argument(
+        "--change-above", metavar="PERCENT", help="fire when the change from the day's open reaches PERCENT, like 3%%"
+    )
+    side.add_argument(
+        "--change-below", metavar="PERCENT", help="fire when the change from the day's open falls to PERCENT, like -2%%"
+    )
     add.add_argument("--cooldown", type=_duration, help="do not re-arm until this long after an alert, like 15m")
     add.add_argument(
         "--rearm", metavar="PERCENT", help="re-arm only once the price is back past the threshold by this, like 0.5%%"

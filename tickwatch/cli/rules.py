@@ -14,10 +14,13 @@ from tickwatch_core.rule_store import RuleStore, UnknownRuleError
 from tickwatch_core.rules import (
     Direction,
     Rule,
+    RuleKind,
     RuleOptionError,
+    format_change,
     format_decimal,
     format_duration,
     format_percent,
+    parse_change,
     parse_options,
     parse_threshold,
     rule_status,
@@ -31,12 +34,12 @@ def _rule_store(context: AwsContext) -> RuleStore:
 
 
 def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
-    direction, threshold = (Direction.ABOVE, args.above) if args.above is not None else (Direction.BELOW, args.below)
+    kind, direction, threshold = _level_of(args)
     cooldown = timedelta(seconds=args.cooldown) if args.cooldown else None
     # Check the input before looking up the stack, so a typo is reported as such.
     _check_symbol(args.symbol)
     try:
-        parse_threshold(threshold)
+        parse_change(threshold) if kind is RuleKind.CHANGE else parse_threshold(threshold)
         options = parse_options(
             now=datetime.now(UTC),
             rearm=args.rearm,
@@ -52,13 +55,35 @@ def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
     except ValueError as error:
         raise InputError(str(error)) from None
     try:
-        rule = _rule_store(context).add(args.symbol, direction, threshold, cooldown=cooldown, options=options)
+        rule = _rule_store(context).add(
+            args.symbol, direction, threshold, cooldown=cooldown, options=options, kind=kind
+        )
     except ValueError as error:  # including RuleExistsError
         raise InputError(str(error)) from None
     extras = [f"cooldown {format_duration(rule.cooldown)}"] if rule.cooldown else []
     extras += _option_words(rule)
     print(f"added rule {rule.rule_id} ({', '.join([rule.describe(), *extras])}); it is armed")
     return 0
+
+
+def _level_of(args: argparse.Namespace) -> tuple[RuleKind, Direction, str]:
+    for option, kind, direction in (
+        ("above", RuleKind.PRICE, Direction.ABOVE),
+        ("below", RuleKind.PRICE, Direction.BELOW),
+        ("change_above", RuleKind.CHANGE, Direction.ABOVE),
+        ("change_below", RuleKind.CHANGE, Direction.BELOW),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            return kind, direction, value
+    raise AssertionError("argparse requires one of the levels")
+
+
+def _level_text(rule: Rule) -> str:
+    """A price threshold as it is; a day change as `+3%/day`."""
+    if rule.kind is RuleKind.CHANGE:
+        return f"{format_change(rule.threshold)}/day"
+    return format_decimal(rule.threshold)
 
 
 def _option_words(rule: Rule) -> list[str]:
@@ -91,7 +116,7 @@ def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
             entry.rule.rule_id,
             entry.rule.symbol,
             entry.rule.direction.value,
-            format_decimal(entry.rule.threshold),
+            _level_text(entry.rule),
             format_duration(entry.rule.cooldown) if entry.rule.cooldown else "-",
             ", ".join(_option_words(entry.rule)) or "-",
             rule_status(entry.rule, entry.state, now),

@@ -27,7 +27,8 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -42,8 +43,11 @@ from tickwatch_core.rules import (
     Direction,
     Firing,
     QuoteUpdate,
+    Rule,
+    RuleKind,
     RuleState,
     apply_updates,
+    format_change,
     format_decimal,
     format_duration,
     format_percent,
@@ -87,15 +91,20 @@ class AlertsReport:
 
 def quote_update_from_image(image: Mapping[str, Any]) -> QuoteUpdate:
     """The update a quote item's NEW image describes (see `items.quote_to_item`)."""
+    day = image.get("day")
     return QuoteUpdate(
         symbol=image["symbol"],
         update_seq=image["applied_seq"],
         trades=items.decode_trades(image.get("trades", "")),
+        day=date.fromisoformat(day) if day else None,
+        day_open=image.get("day_open"),
     )
 
 
 def alert_message(firing: Firing) -> tuple[str, str]:
     """Subject and body of the e-mail a subscriber receives."""
+    if firing.rule.kind is RuleKind.CHANGE:
+        return _change_message(firing)
     rule = firing.rule
     verb = "rose to" if rule.direction is Direction.ABOVE else "fell to"
     side = "at or above" if rule.direction is Direction.ABOVE else "at or below"
@@ -112,14 +121,7 @@ def alert_message(firing: Firing) -> tuple[str, str]:
         f"Time:       {when}",
         f"Rule:       {rule.rule_id}",
     ]
-    if rule.cooldown:
-        lines.append(f"Cooldown:   {format_duration(rule.cooldown)}")
-    if rule.rearm_margin is not None:
-        lines.append(f"Re-arm:     {format_percent(rule.rearm_margin)} back past the threshold")
-    if rule.hours is not None:
-        lines.append(f"Hours:      {rule.hours.describe()}")
-    if rule.expires_at is not None:
-        lines.append(f"Expires:    {rule.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    lines += _option_lines(rule)
     if rule.once:
         what_next = "This was a one-shot rule: it has ended and will not fire again."
     else:
@@ -131,6 +133,55 @@ def alert_message(firing: Firing) -> tuple[str, str]:
         )
     lines += ["", what_next, f"Alert id: {firing.alert_id}"]
     return subject, "\n".join(lines) + "\n"
+
+
+def _change_message(firing: Firing) -> tuple[str, str]:
+    """A day-change alert, in words: "AAPL is up 3.21 % on the day, from the open of 225 to 232.22"."""
+    rule, reference = firing.rule, firing.reference
+    assert reference is not None
+    change = (firing.price - reference) / reference * 100
+    words = f"{'up' if change >= 0 else 'down'} {abs(change):.2f} %"
+    price, opened = format_decimal(firing.price), format_decimal(reference)
+    level = format_change(rule.threshold)
+    when = firing.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    since = "the session's open" if rule.hours is not None else "the open"
+    subject = f"tickwatch: {rule.symbol} {words} on the day ({rule.direction.value} {level})"[:SUBJECT_LIMIT]
+    lines = [
+        f"{rule.symbol} is {words} on the day, from {since} of {opened} to {price}: "
+        f"{'at or above' if rule.direction is Direction.ABOVE else 'at or below'} your {level}.",
+        "",
+        f"Symbol:     {rule.symbol}",
+        f"Change:     {rule.direction.value} {level} on the day",
+        f"Open:       {opened}",
+        f"Price:      {price}",
+        f"Time:       {when}",
+        f"Rule:       {rule.rule_id}",
+    ]
+    lines += _option_lines(rule)
+    if rule.once:
+        what_next = "This was a one-shot rule: it has ended and will not fire again."
+    else:
+        what_next = (
+            f"The rule is now disarmed. It re-arms when {rule.symbol}'s change on the day goes back "
+            + ("below" if rule.direction is Direction.ABOVE else "above")
+            + f" {format_change(rule.rearm_level.quantize(Decimal('0.01')))}"
+            + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else ".")
+        )
+    lines += ["", what_next, f"Alert id: {firing.alert_id}"]
+    return subject, "\n".join(lines) + "\n"
+
+
+def _option_lines(rule: Rule) -> list[str]:
+    lines = []
+    if rule.cooldown:
+        lines.append(f"Cooldown:   {format_duration(rule.cooldown)}")
+    if rule.rearm_margin is not None:
+        lines.append(f"Re-arm:     {format_percent(rule.rearm_margin)} back past the threshold")
+    if rule.hours is not None:
+        lines.append(f"Hours:      {rule.hours.describe()}")
+    if rule.expires_at is not None:
+        lines.append(f"Expires:    {rule.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    return lines
 
 
 class AlertDispatcher:
@@ -337,6 +388,11 @@ class AlertDispatcher:
             ":ended": {"BOOL": state.ended},
         }
         assignments = ["#armed = :armed", "#seq = :seq", "#ended = :ended"]
+        if state.reference_day is not None and state.reference_open is not None:
+            names |= {"#refday": "reference_day", "#refopen": "reference_open"}
+            values[":refday"] = {"S": state.reference_day.isoformat()}
+            values[":refopen"] = {"N": str(state.reference_open)}
+            assignments += ["#refday = :refday", "#refopen = :refopen"]
         if state.last_fired_at is not None:
             names["#fired"] = "last_fired_at"
             values[":fired"] = {"S": format_timestamp(state.last_fired_at)}

@@ -22,7 +22,7 @@ from functools import cache
 from typing import Any
 
 from tickwatch_core.market import Bar, Quote, Trade
-from tickwatch_core.rules import Direction, Firing, Rule, RuleState, TradingHours
+from tickwatch_core.rules import Direction, Firing, Rule, RuleKind, RuleState, TradingHours
 from tickwatch_core.ticks import format_timestamp
 
 QUOTE_SORT_KEY = "QUOTE"
@@ -232,6 +232,7 @@ def rule_to_item(rule: Rule, *, created_at: datetime) -> AttributeMap:
             "direction": rule.direction.value,
             "threshold": rule.threshold,
             "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
+            "rule_kind": rule.kind.value if rule.kind is not RuleKind.PRICE else None,
             "rearm_margin": rule.rearm_margin,
             "once": True if rule.once else None,
             "expires_at": format_timestamp(rule.expires_at) if rule.expires_at else None,
@@ -273,12 +274,15 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
                 zone=hours["zone"],
                 weekdays_only=bool(hours.get("weekdays_only", False)),
             ),
+            kind=RuleKind(values.get("rule_kind", RuleKind.PRICE.value)),
         ),
         state=RuleState(
             armed=bool(values.get("armed", True)),
             last_fired_at=parse_time(last_fired_at) if last_fired_at else None,
             state_seq=values.get("state_seq"),
             ended=bool(values.get("ended", False)),
+            reference_day=date.fromisoformat(values["reference_day"]) if values.get("reference_day") else None,
+            reference_open=values.get("reference_open"),
         ),
         created_at=parse_time(created_at) if created_at else None,
     )
@@ -299,6 +303,8 @@ def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, re
             "symbol": firing.rule.symbol,
             "direction": firing.rule.direction.value,
             "threshold": firing.rule.threshold,
+            "rule_kind": firing.rule.kind.value if firing.rule.kind is not RuleKind.PRICE else None,
+            "reference": firing.reference,
             "price": firing.price,
             "fired_at": format_timestamp(firing.at),
             "published_at": format_timestamp(published_at),

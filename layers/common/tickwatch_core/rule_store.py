@@ -23,8 +23,10 @@ from tickwatch_core.items import StoredRule
 from tickwatch_core.rules import (
     Direction,
     Rule,
+    RuleKind,
     RuleOptions,
     make_rule_id,
+    parse_change,
     parse_threshold,
     split_rule_id,
     validate_symbol,
@@ -71,19 +73,21 @@ class RuleStore:
         threshold: Decimal | str | int | float,
         cooldown: timedelta | None = None,
         options: RuleOptions | None = None,
+        kind: RuleKind = RuleKind.PRICE,
     ) -> Rule:
-        """Create an armed rule. Raises ValueError for bad input and RuleExistsError for a duplicate."""
+        """Create an armed rule: `threshold` is a price, or for a day-change rule a percentage like
+        `"3%"`. Raises ValueError for bad input and RuleExistsError for a duplicate."""
         symbol = validate_symbol(symbol)
         try:
             direction = Direction(direction)
         except ValueError:
             raise ValueError(f"direction {direction!r} is not 'above' or 'below'") from None
-        threshold = parse_threshold(threshold)
+        threshold = parse_change(threshold) if kind is RuleKind.CHANGE else parse_threshold(threshold)
         if cooldown is not None and (cooldown.total_seconds() < 1 or cooldown.microseconds):
             raise ValueError("cooldown must be a whole number of seconds, at least 1s")
         options = options or RuleOptions()
         rule = Rule(
-            make_rule_id(symbol, direction, threshold),
+            make_rule_id(symbol, direction, threshold, kind),
             symbol,
             direction,
             threshold,
@@ -92,6 +96,7 @@ class RuleStore:
             once=options.once,
             expires_at=options.expires_at,
             hours=options.hours,
+            kind=kind,
         )
         try:
             self.client.put_item(

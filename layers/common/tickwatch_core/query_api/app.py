@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Annotated, Any, Literal
@@ -43,8 +43,10 @@ from tickwatch_core.rule_store import RuleExistsError, RuleStore, UnknownRuleErr
 from tickwatch_core.rules import (
     SYMBOL_PATTERN,
     Direction,
+    RuleKind,
     RuleOptionError,
-    parse_duration,
+    parse_change,
+    parse_cooldown,
     parse_options,
     parse_threshold,
     split_rule_id,
@@ -54,7 +56,6 @@ from tickwatch_core.rules import (
 logger = Logger(child=True)
 
 DEFAULT_ALERTS = 50
-MAX_COOLDOWN = timedelta(days=366)
 MAX_ALERTS = 500
 RETRY_AFTER_SECONDS = 1
 # UnprocessedItems: DynamoDB kept handing keys back through every retry of a batch read (throttling).
@@ -220,8 +221,14 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         symbol = checked("symbol", validate_symbol, rule.symbol)
         # Powertools parsed the body through floats; the threshold is read again, digit for digit.
         raw = json.loads(app.current_event.decoded_body or "{}", parse_float=Decimal)
-        threshold = checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
-        cooldown = checked("cooldown", _cooldown, rule.cooldown)
+        if (rule.threshold is None) == (rule.change is None):
+            raise invalid("threshold", "give a threshold (a price) or a change (a percentage like 3%), one of them")
+        if rule.change is not None:
+            kind, threshold = RuleKind.CHANGE, checked("change", parse_change, rule.change)
+        else:
+            kind = RuleKind.PRICE
+            threshold = checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
+        cooldown = checked("cooldown", parse_cooldown, rule.cooldown)
         now = service.clock()
         try:
             options = parse_options(
@@ -238,7 +245,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
             raise invalid(error.field, str(error)) from None
         try:
             created = service.rules.add(
-                symbol, Direction(rule.direction), threshold, cooldown=cooldown, options=options
+                symbol, Direction(rule.direction), threshold, cooldown=cooldown, options=options, kind=kind
             )
         except RuleExistsError as error:
             raise ApiError(HTTPStatus.CONFLICT, "conflict", str(error), field="threshold") from None
@@ -349,18 +356,6 @@ def _alerts_cursor(cursor: str) -> tuple[str | None, int, datetime | None, dict[
     except ApiError:
         raise invalid("cursor", "cursor is not one this API gave out") from None
     return symbol, limit, before_time, key
-
-
-def _cooldown(value: int | str | None) -> timedelta | None:
-    if value is None:
-        return None
-    try:
-        cooldown = timedelta(seconds=value) if isinstance(value, int) else parse_duration(value)
-    except OverflowError:
-        cooldown = MAX_COOLDOWN + timedelta(seconds=1)
-    if not timedelta(seconds=1) <= cooldown <= MAX_COOLDOWN:
-        raise ValueError(f"cooldown must be between 1 second and {MAX_COOLDOWN.days} days")
-    return cooldown
 
 
 def _from_validation(error: RequestValidationError) -> ApiError:

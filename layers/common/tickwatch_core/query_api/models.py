@@ -15,14 +15,17 @@ OptionalNumber = Annotated[Decimal | None, WithJsonSchema({"anyOf": [{"type": "n
 
 
 class RuleIn(BaseModel):
-    """A threshold rule, as `tickwatch rules add` takes it."""
+    """A rule, as `tickwatch rules add` takes it: a price threshold, or a change on the day."""
 
     model_config = ConfigDict(extra="forbid")
 
     symbol: str = Field(description="1-10 uppercase letters, digits, '.' or '-', starting with a letter")
     direction: Literal["above", "below"]
-    threshold: Annotated[Decimal | str, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]})] = Field(
-        description="the price level, greater than zero"
+    threshold: Annotated[
+        Decimal | str | None, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}, {"type": "null"}]})
+    ] = Field(default=None, description="the price level, greater than zero (or give change)")
+    change: str | None = Field(
+        default=None, description="or: the change from the day's open, like 3% or -2% (a day-change rule)"
     )
     cooldown: StrictInt | str | None = Field(
         default=None, description="seconds, or a duration like 15m: no re-arming until this long after an alert"
@@ -84,8 +87,11 @@ class AlertOut(BaseModel):
     alert_id: str
     rule_id: str
     symbol: str
+    kind: Literal["price", "change"]
     direction: Literal["above", "below"]
-    threshold: Number
+    threshold: OptionalNumber = Field(description="a price rule's level")
+    change: str | None = Field(description="a day-change rule's level, like +3%")
+    reference: OptionalNumber = Field(description="a day-change rule's open, the change is measured from")
     price: Number
     fired_at: datetime
     published_at: datetime
@@ -106,8 +112,10 @@ class HoursOut(BaseModel):
 class RuleOut(BaseModel):
     rule_id: str
     symbol: str
+    kind: Literal["price", "change"]
     direction: Literal["above", "below"]
-    threshold: Number
+    threshold: OptionalNumber = Field(description="a price rule's level")
+    change: str | None = Field(description="a day-change rule's level, like +3%")
     cooldown_seconds: int | None
     rearm: str | None = Field(description="the re-arm margin, like 0.5%")
     once: bool

@@ -13,7 +13,7 @@ from tickwatch_core.intervals import OhlcvBar
 from tickwatch_core.items import StoredRule, parse_time
 from tickwatch_core.market import Quote
 from tickwatch_core.query_api.errors import invalid
-from tickwatch_core.rules import format_percent, rule_status
+from tickwatch_core.rules import RuleKind, format_change, format_percent, rule_status
 
 _PERCENT = Decimal("0.0001")
 _EXACT = Context(prec=60)
@@ -56,12 +56,20 @@ def alert_view(values: dict[str, Any]) -> dict[str, Any]:
         "alert_id": values["alert_id"],
         "rule_id": values["rule_id"],
         "symbol": values["symbol"],
+        **_level(values.get("rule_kind", RuleKind.PRICE.value), values["threshold"]),
         "direction": values["direction"],
-        "threshold": values["threshold"],
+        "reference": values.get("reference"),
         "price": values["price"],
         "fired_at": parse_time(values["fired_at"]),
         "published_at": parse_time(values["published_at"]),
     }
+
+
+def _level(kind: str, threshold: Decimal) -> dict[str, Any]:
+    """A price rule's threshold, or a day-change rule's percentage as text (+3%)."""
+    if kind == RuleKind.CHANGE.value:
+        return {"kind": kind, "threshold": None, "change": format_change(threshold)}
+    return {"kind": kind, "threshold": threshold, "change": None}
 
 
 def rule_view(stored: StoredRule, *, now: datetime) -> dict[str, Any]:
@@ -70,8 +78,8 @@ def rule_view(stored: StoredRule, *, now: datetime) -> dict[str, Any]:
     return {
         "rule_id": rule.rule_id,
         "symbol": rule.symbol,
+        **_level(rule.kind.value, rule.threshold),
         "direction": rule.direction.value,
-        "threshold": rule.threshold,
         "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
         "rearm": format_percent(rule.rearm_margin) if rule.rearm_margin is not None else None,
         "once": rule.once,

@@ -1,0 +1,95 @@
+"""The decision: every trade of a quote update against one rule, in order (semantics: the package)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from tickwatch_core.market import Trade
+from tickwatch_core.rules.model import Direction, Firing, QuoteUpdate, Rule, RuleKind, RuleState
+
+
+def apply_update(rule: Rule, state: RuleState, update: QuoteUpdate) -> tuple[RuleState, list[Firing]]:
+    """Evaluate every trade of one update against one rule."""
+    if state.state_seq is not None and update.update_seq <= state.state_seq:
+        return state, []
+    armed, last_fired_at, ended = state.armed, state.last_fired_at, state.ended
+    reference_day, reference_open = state.reference_day, state.reference_open
+    firings: list[Firing] = []
+    for index, trade in enumerate(update.trades):
+        if ended:
+            break
+        if not rule.active_at(trade.at):
+            continue
+        reference = None
+        if rule.kind is RuleKind.CHANGE:
+            day, reference = _day_open(rule, update, trade, reference_day, reference_open)
+            if reference is None:
+                continue  # a trade of a day whose open this rule never saw: nothing to measure from
+            reference_day, reference_open = day, reference
+        level = rule.level_at(reference)
+        if armed:
+            if _on_firing_side(rule.direction, trade.price, level):
+                firings.append(Firing(rule, trade.price, trade.at, update.update_seq, index, reference))
+                armed, last_fired_at, ended = False, trade.at, rule.once
+        elif _back_past(rule, trade.price, level) and _cooled_down(rule, last_fired_at, trade.at):
+            armed = True
+    after = (armed, last_fired_at, ended, reference_day, reference_open)
+    if not firings and after == (
+        state.armed,
+        state.last_fired_at,
+        state.ended,
+        state.reference_day,
+        state.reference_open,
+    ):
+        return state, firings
+    changed = replace(
+        state,
+        armed=armed,
+        last_fired_at=last_fired_at,
+        ended=ended,
+        reference_day=reference_day,
+        reference_open=reference_open,
+        state_seq=update.update_seq,
+    )
+    return changed, firings
+
+
+def _day_open(
+    rule: Rule, update: QuoteUpdate, trade: Trade, known_day: date | None, known_open: Decimal | None
+) -> tuple[date | None, Decimal | None]:
+    """(the day or session of `trade`, its open) for a day-change rule; see the module docstring."""
+    if rule.hours is not None:
+        session = rule.hours.session_of(trade.at)
+        return session, known_open if session == known_day else trade.price
+    day = trade.at.astimezone(UTC).date()
+    if day == update.day and update.day_open is not None:
+        return day, update.day_open
+    return day, known_open if day == known_day else None
+
+
+def apply_updates(rule: Rule, state: RuleState, updates: Sequence[QuoteUpdate]) -> list[tuple[RuleState, list[Firing]]]:
+    """The state after, and the firings of, each update in turn."""
+    results = []
+    for update in updates:
+        state, firings = apply_update(rule, state, update)
+        results.append((state, firings))
+    return results
+
+
+def _on_firing_side(direction: Direction, price: Decimal, level: Decimal) -> bool:
+    return price >= level if direction is Direction.ABOVE else price <= level
+
+
+def _back_past(rule: Rule, price: Decimal, level: Decimal) -> bool:
+    """Whether `price` is back past `level` by the rule's re-arm margin (if any)."""
+    rearm_at = level * rule.rearm_factor
+    return price < rearm_at if rule.direction is Direction.ABOVE else price > rearm_at
+
+
+def _cooled_down(rule: Rule, last_fired_at: datetime | None, at: datetime) -> bool:
+    if rule.cooldown is None or last_fired_at is None:
+        return True
+    return at >= last_fired_at + rule.cooldown

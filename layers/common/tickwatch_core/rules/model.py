@@ -1,0 +1,255 @@
+"""What a rule is (kind, level, options), what it remembers, and what it reads and fires on."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tickwatch_core.market import Trade
+from tickwatch_core.rules.text import (
+    _EXACT,
+    format_change,
+    format_decimal,
+    parse_change,
+    parse_duration,
+    parse_expiry,
+    parse_hours,
+    parse_margin,
+    parse_threshold,
+    parse_zone,
+    validate_symbol,
+)
+
+
+class Direction(StrEnum):
+    ABOVE = "above"
+    BELOW = "below"
+
+
+class RuleKind(StrEnum):
+    PRICE = "price"  # the price crosses `threshold`
+    CHANGE = "change"  # the change from the day's (or session's) open crosses `threshold` percent
+
+
+@dataclass(frozen=True, slots=True)
+class TradingHours:
+    """When a rule may fire: from `start` to `end`, wall-clock times in `zone` (daylight saving
+    followed), optionally on weekdays only. An `end` before `start` runs past midnight."""
+
+    start: time
+    end: time
+    zone: str
+    weekdays_only: bool = False
+
+    def contains(self, moment: datetime) -> bool:
+        return self.session_of(moment) is not None
+
+    def session_of(self, moment: datetime) -> date | None:
+        """The day the session `moment` falls in started, or None outside every session."""
+        local = moment.astimezone(ZoneInfo(self.zone))
+        clock, day = local.time().replace(tzinfo=None), local.date()
+        if self.start < self.end:
+            inside = self.start <= clock < self.end
+        elif clock >= self.start:
+            inside = True
+        else:  # the small hours belong to the session that started the evening before
+            inside, day = clock < self.end, day - timedelta(days=1)
+        return day if inside and (not self.weekdays_only or day.weekday() < 5) else None
+
+    def describe(self) -> str:
+        days = " on weekdays" if self.weekdays_only else ""
+        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.zone}{days}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A threshold on one symbol's price, with its re-arm margin and lifecycle."""
+
+    rule_id: str
+    symbol: str
+    direction: Direction
+    threshold: Decimal
+    cooldown: timedelta | None = None
+    rearm_margin: Decimal | None = None  # a fraction: 0.005 for 0.5 %
+    once: bool = False
+    expires_at: datetime | None = None
+    hours: TradingHours | None = None
+    kind: RuleKind = RuleKind.PRICE
+
+    def describe(self) -> str:
+        if self.kind is RuleKind.CHANGE:
+            return f"{self.symbol} {self.direction.value} {format_change(self.threshold)} on the day"
+        return f"{self.symbol} {self.direction.value} {format_decimal(self.threshold)}"
+
+    def active_at(self, moment: datetime) -> bool:
+        """Whether a trade at `moment` is evaluated: before the expiry, inside the trading hours."""
+        if self.expires_at is not None and moment >= self.expires_at:
+            return False
+        return self.hours is None or self.hours.contains(moment)
+
+    @property
+    def rearm_level(self) -> Decimal:
+        """The price (a price rule) or percentage change (a day-change rule) a trade must be beyond
+        (below, for `above`) to re-arm the rule."""
+        if self.kind is RuleKind.CHANGE:
+            # level × (1 ∓ m) as a change from the open: ((1 + p/100)(1 ∓ m) − 1) × 100
+            return ((1 + self.threshold / 100) * self.rearm_factor - 1) * 100
+        return (self.threshold * self.rearm_factor).normalize(_EXACT)
+
+    def level_at(self, day_open: Decimal | None) -> Decimal:
+        """The price this rule fires at: its threshold, or for a day-change rule the open moved by it."""
+        if self.kind is RuleKind.CHANGE:
+            assert day_open is not None
+            return day_open * (1 + self.threshold / 100)
+        return self.threshold
+
+    @property
+    def rearm_factor(self) -> Decimal:
+        """What a level is multiplied by to re-arm: 1 − m for `above`, 1 + m for `below`."""
+        if self.rearm_margin is None:
+            return Decimal(1)
+        return 1 - self.rearm_margin if self.direction is Direction.ABOVE else 1 + self.rearm_margin
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    """What a rule remembers between updates."""
+
+    armed: bool = True
+    last_fired_at: datetime | None = None
+    state_seq: str | None = None
+    ended: bool = False  # a `once` rule that fired: it never fires again
+    # A day-change rule's open: the day (or session) it is of, and the price.
+    reference_day: date | None = None
+    reference_open: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QuoteUpdate:
+    """The trades one quote write applied, identified by the key of its last tick."""
+
+    symbol: str
+    update_seq: str
+    trades: tuple[Trade, ...]
+    # The quote's UTC day and that day's open (the first trade by timestamp), for day-change rules.
+    day: date | None = None
+    day_open: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Firing:
+    """One alert: a rule fired on one trade of one update."""
+
+    rule: Rule
+    price: Decimal
+    at: datetime
+    update_seq: str
+    trade_index: int
+    reference: Decimal | None = None  # a day-change rule's open
+
+    @property
+    def alert_id(self) -> str:
+        """Deterministic, so a redelivered update yields the same id and can be recognised."""
+        identity = f"{self.rule.rule_id}|{self.update_seq}|{self.trade_index}"
+        return hashlib.sha256(identity.encode()).hexdigest()[:20]
+
+
+def make_rule_id(symbol: str, direction: Direction, threshold: Decimal, kind: RuleKind = RuleKind.PRICE) -> str:
+    """Readable and unique per (symbol, kind, direction, level): `AAPL-above-200.5`,
+    `AAPL-change-above-3pct`, `TSLA-change-below--2pct`."""
+    if kind is RuleKind.CHANGE:
+        return f"{symbol}-change-{direction.value}-{format_decimal(threshold)}pct"
+    return f"{symbol}-{direction.value}-{format_decimal(threshold)}"
+
+
+# Symbols hold '-' too, but never lowercase: the shortest symbol that leaves a valid rest is the one.
+_RULE_ID = re.compile(
+    r"^(?P<symbol>[A-Z][A-Z0-9.-]{0,9}?)-(?:(?P<kind>change)-)?(?P<direction>above|below)-"
+    r"(?P<level>-?[0-9]+(?:\.[0-9]+)?)(?P<pct>pct)?$"
+)
+
+
+def split_rule_id(rule_id: str) -> tuple[str, Direction, Decimal]:
+    """Inverse of `make_rule_id`: (symbol, direction, level); raises ValueError for anything else."""
+    found = _RULE_ID.match(rule_id)
+    if found is None or bool(found["kind"]) != bool(found["pct"]):
+        raise ValueError(f"{rule_id!r} is not a rule id (like AAPL-above-200 or AAPL-change-above-3pct)")
+    try:
+        level = parse_change(found["level"] + "%") if found["kind"] else parse_threshold(found["level"])
+        return validate_symbol(found["symbol"]), Direction(found["direction"]), level
+    except ValueError:
+        raise ValueError(f"{rule_id!r} is not a rule id (like AAPL-above-200 or AAPL-change-above-3pct)") from None
+
+
+class RuleOptionError(ValueError):
+    """A rule option that is not valid; `field` names it as the CLI and the API spell it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class RuleOptions:
+    """A rule's re-arm margin and lifecycle, as `Rule` keeps them."""
+
+    rearm_margin: Decimal | None = None
+    once: bool = False
+    expires_at: datetime | None = None
+    hours: TradingHours | None = None
+
+
+def parse_options(
+    *,
+    now: datetime,
+    rearm: str | None = None,
+    once: bool = False,
+    expires: str | None = None,
+    lasts: str | None = None,
+    hours: str | None = None,
+    zone: str | None = None,
+    weekdays: bool = False,
+) -> RuleOptions:
+    """The options as the CLI (`--rearm 0.5% --once --expires T | --for 7d --hours 09:30-16:00
+    --tz ZONE --weekdays`) and the API (`rearm`, `once`, `expires`, `for`, `hours`, `tz`,
+    `weekdays`) take them. Raises RuleOptionError naming the option."""
+
+    def check(field: str, parse: Callable[[], Any]) -> Any:
+        try:
+            return parse()
+        except RuleOptionError:
+            raise
+        except ValueError as error:
+            raise RuleOptionError(field, str(error)) from None
+
+    margin = check("rearm", lambda: parse_margin(rearm)) if rearm is not None else None
+    if expires is not None and lasts is not None:
+        raise RuleOptionError("for", "give an expiry or a duration (for), not both")
+    expires_at = check("expires", lambda: parse_expiry(expires, now=now)) if expires is not None else None
+    if lasts is not None:
+        expires_at = now + check("for", lambda: parse_duration(lasts))
+    trading_hours = None
+    if hours is not None:
+        start, end = check("hours", lambda: parse_hours(hours))
+        trading_hours = TradingHours(start, end, check("tz", lambda: parse_zone(zone or "UTC")), weekdays)
+    elif zone is not None or weekdays:
+        raise RuleOptionError(
+            "hours" if weekdays else "tz", "a time zone and weekdays only go with hours, like 09:30-16:00"
+        )
+    return RuleOptions(margin, once, expires_at, trading_hours)
+
+
+def rule_status(rule: Rule, state: RuleState, now: datetime) -> str:
+    """What `rules list` and the API show: ended (a once rule that fired), expired, armed or disarmed."""
+    if state.ended:
+        return "ended"
+    if rule.expires_at is not None and now >= rule.expires_at:
+        return "expired"
+    return "armed" if state.armed else "disarmed"
