@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 
 from tickwatch.cli.checks import _check_symbol
 from tickwatch.cli.fetch import _build_provider, _provider_errors
@@ -37,6 +38,14 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
     except ValueError as error:
         raise InputError(str(error)) from None
     _build_provider(args, context, None)  # check the provider's options before starting anything
+    rules = None
+    if args.rules is not None:
+        from tickwatch.local.rule_file import RuleFileError, load_rule_file
+
+        try:
+            rules = load_rule_file(args.rules, now=datetime.now(UTC))
+        except RuleFileError as error:
+            raise InputError(str(error)) from None
     faults = None
     if args.faults:
         from tickwatch.local.faults import FaultPlan
@@ -56,7 +65,8 @@ def command_local(args: argparse.Namespace, context: AwsContext) -> int:
             workdir=args.workdir,
             build_provider=lambda screen: _build_provider(args, context, screen.progress),
             start_prices=symbols if args.provider == "simulator" else {},
-            demo_rules=not args.no_demo_rules,
+            demo_rules=not args.no_demo_rules and rules is None,
+            rules=rules,
             count=args.count,
             duration=args.duration,
             parameter_overrides=overrides,

@@ -26,6 +26,7 @@ from tickwatch.local.functions import LocalFunction
 from tickwatch.local.history import compact_and_query
 from tickwatch.local.inbox import ReceivedAlert
 from tickwatch.local.ingest_demo import post_sample_ticks
+from tickwatch.local.rule_file import RuleSpec, add_rules
 from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import LocalState, process_start, state_path
@@ -111,6 +112,7 @@ def run_demo(
     build_provider: Callable[[Screen], Any],
     start_prices: dict[str, Decimal],
     demo_rules: bool,
+    rules: list[RuleSpec] | None = None,
     count: int | None,
     duration: float | None,
     parameter_overrides: dict[str, str],
@@ -158,6 +160,9 @@ def run_demo(
                 )
             if "DashboardUrl" in names:
                 screen.line(f"  live dashboard: {dashboard_link(names)}")
+            if rules:
+                added = add_rules(RuleStore(stack.session.client("dynamodb"), names["MarketTableName"]), rules)
+                screen.line(f"  rules from the file: {'; '.join(added)}")
             if demo_rules:
                 store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
                 added = add_demo_rules(store, start_prices)

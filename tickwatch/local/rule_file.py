@@ -1,0 +1,127 @@
+"""`tickwatch local --rules FILE`: the rules to try against a run, from a YAML or JSON list.
+
+Each entry has the fields `POST /rules` takes, checked by the same model and the same domain
+parsers, so a file that loads here is a list of requests the API would accept:
+
+    - {symbol: AAPL, direction: above, threshold: 230, rearm: 0.5%, once: true}
+    - {symbol: TSLA, direction: below, threshold: 240, cooldown: 5m, hours: 09:30-16:00,
+       tz: America/New_York, weekdays: true}
+
+Everything is checked before the stack starts: a bad entry is one line naming the file, the
+entry's position and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.rules import (
+    Direction,
+    RuleKind,
+    RuleOptionError,
+    RuleOptions,
+    parse_change,
+    parse_cooldown,
+    parse_options,
+    parse_threshold,
+    validate_symbol,
+)
+
+
+class RuleFileError(ValueError):
+    """The file cannot be read, or an entry is not a rule; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    symbol: str
+    direction: Direction
+    threshold: Decimal  # a price, or a day-change rule's percentage
+    cooldown: timedelta | None
+    options: RuleOptions
+    kind: RuleKind = RuleKind.PRICE
+
+
+def load_rule_file(path: Path, *, now: datetime) -> list[RuleSpec]:
+    """The rules of `path` (YAML, or JSON: JSON is YAML too), checked. Raises RuleFileError."""
+    import yaml
+    from pydantic import ValidationError
+
+    from tickwatch_core.query_api.models import RuleIn
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise RuleFileError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        # Numbers as text first: a threshold like 230.10 keeps its digits (YAML would make a float).
+        entries = json.loads(text, parse_float=Decimal) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:
+        raise RuleFileError(f"{path.name} is not YAML or JSON: {str(error).splitlines()[0]}") from None
+    if not isinstance(entries, list) or not entries:
+        raise RuleFileError(
+            f"{path.name} must be a list of rules, like: - {{symbol: AAPL, direction: above, threshold: 230}}"
+        )
+    specs = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{path.name} rule {number}"
+        if not isinstance(entry, dict):
+            raise RuleFileError(f"{where}: not a mapping of fields like symbol, direction, threshold")
+        try:
+            rule = RuleIn.model_validate({name: _as_text(value) for name, value in entry.items()})
+        except ValidationError as error:
+            problem = error.errors()[0]
+            field = ".".join(str(part) for part in problem["loc"]) or "rule"
+            raise RuleFileError(f"{where}: {field}: {problem['msg']}") from None
+        if (rule.threshold is None) == (rule.change is None):
+            raise RuleFileError(f"{where}: give a threshold (a price) or a change (a percentage like 3%), one of them")
+        kind = RuleKind.PRICE if rule.change is None else RuleKind.CHANGE
+        try:
+            specs.append(
+                RuleSpec(
+                    symbol=validate_symbol(rule.symbol),
+                    direction=Direction(rule.direction),
+                    threshold=parse_threshold(entry["threshold"]) if rule.change is None else parse_change(rule.change),
+                    kind=kind,
+                    cooldown=parse_cooldown(rule.cooldown),
+                    options=parse_options(
+                        now=now,
+                        rearm=rule.rearm,
+                        once=rule.once,
+                        expires=rule.expires,
+                        lasts=rule.for_,
+                        hours=rule.hours,
+                        zone=rule.tz,
+                        weekdays=rule.weekdays,
+                    ),
+                )
+            )
+        except RuleOptionError as error:
+            raise RuleFileError(f"{where}: {error.field}: {error}") from None
+        except ValueError as error:
+            raise RuleFileError(f"{where}: {error}") from None
+    return specs
+
+
+def _as_text(value: Any) -> Any:
+    """YAML reads 09:30-16:00 as text but 0.5% too, and `expires: 2026-12-31T21:00Z` as a datetime:
+    the API's fields are text, so dates go back to text as written."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def add_rules(store: RuleStore, specs: list[RuleSpec]) -> list[str]:
+    """Add the rules; their ids, as the run's first lines show them."""
+    return [
+        store.add(
+            spec.symbol, spec.direction, spec.threshold, cooldown=spec.cooldown, options=spec.options, kind=spec.kind
+        ).rule_id
+        for spec in specs
+    ]
