@@ -42,7 +42,18 @@ class Plan:
 
 
 FULL = Plan(
-    [100, 1000, 10000], 5, (1000, 20, 30), [100, 1000, 10000], [5, 20, 100], 10, 5, (200, 5), 30, 20, (3_600_000, 2), 30
+    batch_sizes=[100, 1000, 10000],
+    repeats=5,
+    request_workload=(1000, 20, 30),
+    cost_rates=[100, 1000, 10000],
+    cost_symbols=[5, 20, 100],
+    cost_seconds=10,
+    cold_start_runs=15,
+    burst=(200, 5),
+    query_repeats=30,
+    broadcast_repeats=20,
+    history=(3_600_000, 2),
+    producer_runs=30,
 )
 SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2), 2)
 # Parts 1 to 5 share their measurements, so they run together; 6 to 9 stand alone.
@@ -366,6 +377,11 @@ def _tables_1_to_5(report: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {function} | {entry['median_ms']} ms | {entry['untraced_median_ms']} ms ({entry['runs']} runs each) |"
         )
+    lines += [
+        "",
+        "Medians of runs taken round-robin (one import of every function and setting per round), so that",
+        "noise on the machine falls on all of them alike.",
+    ]
     lines += [
         "",
         "### 5. Cost per million ticks (USD)",

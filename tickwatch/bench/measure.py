@@ -469,10 +469,14 @@ def alerts_burst(firings: int, repeats: int) -> AlertsBurst:
 
 
 def cold_start_imports(template: Template, runs: int) -> dict[str, dict[str, float]]:
-    """Seconds to import each handler module in a fresh interpreter, as Lambda's init does: code
-    and layer on the path, the template's environment (`template` has its resources created, so
-    that the names resolve), with tracing as the template's default turns it on, and off."""
-    results = {}
+    """Milliseconds to import each handler module in a fresh interpreter, as Lambda's init does:
+    code and layer on the path, the template's environment (`template` has its resources created,
+    so that the names resolve), with tracing as the template's default turns it on, and off.
+
+    The runs go round-robin, one import of every function and setting per round: a burst of noise
+    on a shared machine (a neighbour, the CPU's clock) then lands on every function alike instead
+    of on whichever was being measured, and the median of each is comparable with the others."""
+    commands: dict[tuple[str, str], tuple[list[str], dict[str, str]]] = {}
     for logical_id in template.logical_ids("AWS::Serverless::Function"):
         properties = template.resources[logical_id]["Properties"]
         module_name = properties["Handler"].rsplit(".", 1)[0]
@@ -485,20 +489,15 @@ def cold_start_imports(template: Template, runs: int) -> dict[str, dict[str, flo
             "AWS_DEFAULT_REGION": "us-east-1",
         }
         script = f"import time; t = time.perf_counter(); import {module_name}; print(time.perf_counter() - t)"
-        medians = {}
         # Tracing=Disabled in the template sets this variable; the default (Active) leaves it unset.
         for label, extra in (("median_ms", {}), ("untraced_median_ms", {"POWERTOOLS_TRACE_DISABLED": "true"})):
-            timings = []
-            for _ in range(runs):
-                output = subprocess.run(
-                    [sys.executable, "-c", script],
-                    env={**environment, **extra},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    cwd="/",
-                )
-                timings.append(float(output.stdout.strip().splitlines()[-1]))
-            medians[label] = round(statistics.median(timings) * 1000, 1)
-        results[logical_id] = {**medians, "runs": runs}
+            commands[(logical_id, label)] = ([sys.executable, "-c", script], {**environment, **extra})
+    timings: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
+    for _ in range(runs):
+        for key, (command, environment) in commands.items():
+            output = subprocess.run(command, env=environment, capture_output=True, text=True, check=True, cwd="/")
+            timings[key].append(float(output.stdout.strip().splitlines()[-1]))
+    results: dict[str, dict[str, float]] = {}
+    for (logical_id, label), seconds in timings.items():
+        results.setdefault(logical_id, {"runs": runs})[label] = round(statistics.median(seconds) * 1000, 1)
     return results
