@@ -411,7 +411,6 @@ def test_an_expired_rule_and_a_rule_outside_its_hours_stay_silent(market):
     assert [m["MessageAttributes"]["rule_id"]["Value"] for m in market.messages()] == ["AAPL-above-195"]
 
 
-
 def test_a_day_change_rule_fires_from_the_quote_s_open_and_says_so_in_words(market):
     market.rules.add("AAPL", "above", "3%", kind=RuleKind.CHANGE)
     market.trade("AAPL", 200, 204, 205.9, 206.5, 207)  # 200 opens the day; 206 would be +3 %

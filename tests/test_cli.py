@@ -366,7 +366,6 @@ def test_rules_add_with_options_says_them_and_the_listing_shows_them(aws, deploy
     assert row.split()[-2:] == ["armed", "-"]
 
 
-
 def test_rules_add_a_day_change_rule(aws, deployed, capsys):
     assert tickwatch(aws, "rules", "add", "AAPL", "--change-above", "3%", "--stack", STACK) == 0
     assert "added rule AAPL-change-above-3pct (AAPL above +3% on the day); it is armed" in capsys.readouterr().out

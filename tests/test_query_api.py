@@ -689,7 +689,6 @@ def test_a_bad_rule_option_is_422_naming_it(api, options, field, message):
     assert call(api, "GET", "/rules").json["rules"] == []
 
 
-
 def test_a_day_change_rule_is_added_listed_and_removed_by_its_id(api):
     answer = call(api, "POST", "/rules", body={"symbol": "AAPL", "direction": "below", "change": "-2%"})
     assert answer.status == 201, answer.text

@@ -28,7 +28,6 @@ from tickwatch_core.rules import (
     RuleOptions,
     parse_change,
     parse_cooldown,
-    parse_options,
     parse_threshold,
     validate_symbol,
 )
@@ -90,16 +89,7 @@ def load_rule_file(path: Path, *, now: datetime) -> list[RuleSpec]:
                     threshold=parse_threshold(entry["threshold"]) if rule.change is None else parse_change(rule.change),
                     kind=kind,
                     cooldown=parse_cooldown(rule.cooldown),
-                    options=parse_options(
-                        now=now,
-                        rearm=rule.rearm,
-                        once=rule.once,
-                        expires=rule.expires,
-                        lasts=rule.for_,
-                        hours=rule.hours,
-                        zone=rule.tz,
-                        weekdays=rule.weekdays,
-                    ),
+                    options=rule.options(now),
                 )
             )
         except RuleOptionError as error:

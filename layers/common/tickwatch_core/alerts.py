@@ -121,17 +121,7 @@ def alert_message(firing: Firing) -> tuple[str, str]:
         f"Time:       {when}",
         f"Rule:       {rule.rule_id}",
     ]
-    lines += _option_lines(rule)
-    if rule.once:
-        what_next = "This was a one-shot rule: it has ended and will not fire again."
-    else:
-        what_next = (
-            f"The rule is now disarmed. It re-arms when {rule.symbol} trades "
-            + ("below" if rule.direction is Direction.ABOVE else "above")
-            + f" {format_decimal(rule.rearm_level)}"
-            + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else ".")
-        )
-    lines += ["", what_next, f"Alert id: {firing.alert_id}"]
+    lines += _closing_lines(firing, f"{rule.symbol} trades", format_decimal(rule.rearm_level))
     return subject, "\n".join(lines) + "\n"
 
 
@@ -157,18 +147,24 @@ def _change_message(firing: Firing) -> tuple[str, str]:
         f"Time:       {when}",
         f"Rule:       {rule.rule_id}",
     ]
-    lines += _option_lines(rule)
+    rearm = format_change(rule.rearm_level.quantize(Decimal("0.01")))
+    lines += _closing_lines(firing, f"{rule.symbol}'s change on the day goes back", rearm)
+    return subject, "\n".join(lines) + "\n"
+
+
+def _closing_lines(firing: Firing, what_moves: str, rearm: str) -> list[str]:
+    """The rule's options, what happens to it now, and the alert id."""
+    rule = firing.rule
     if rule.once:
         what_next = "This was a one-shot rule: it has ended and will not fire again."
     else:
         what_next = (
-            f"The rule is now disarmed. It re-arms when {rule.symbol}'s change on the day goes back "
+            f"The rule is now disarmed. It re-arms when {what_moves} "
             + ("below" if rule.direction is Direction.ABOVE else "above")
-            + f" {format_change(rule.rearm_level.quantize(Decimal('0.01')))}"
+            + f" {rearm}"
             + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else ".")
         )
-    lines += ["", what_next, f"Alert id: {firing.alert_id}"]
-    return subject, "\n".join(lines) + "\n"
+    return [*_option_lines(rule), "", what_next, f"Alert id: {firing.alert_id}"]
 
 
 def _option_lines(rule: Rule) -> list[str]:

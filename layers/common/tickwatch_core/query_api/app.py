@@ -47,7 +47,6 @@ from tickwatch_core.rules import (
     RuleOptionError,
     parse_change,
     parse_cooldown,
-    parse_options,
     parse_threshold,
     split_rule_id,
     validate_symbol,
@@ -231,16 +230,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         cooldown = checked("cooldown", parse_cooldown, rule.cooldown)
         now = service.clock()
         try:
-            options = parse_options(
-                now=now,
-                rearm=rule.rearm,
-                once=rule.once,
-                expires=rule.expires,
-                lasts=rule.for_,
-                hours=rule.hours,
-                zone=rule.tz,
-                weekdays=rule.weekdays,
-            )
+            options = rule.options(now)
         except RuleOptionError as error:
             raise invalid(error.field, str(error)) from None
         try:

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 
+from tickwatch_core.rules import RuleOptions, parse_options
+
 Number = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 OptionalNumber = Annotated[Decimal | None, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]})]
 
@@ -40,6 +42,19 @@ class RuleIn(BaseModel):
     hours: str | None = Field(default=None, description="alerts only inside these hours, like 09:30-16:00")
     tz: str | None = Field(default=None, description="the hours' IANA time zone, like America/New_York (default UTC)")
     weekdays: bool = Field(default=False, description="with hours: Monday to Friday only")
+
+    def options(self, now: datetime) -> RuleOptions:
+        """The re-arm margin and lifecycle, checked (raises RuleOptionError naming the field)."""
+        return parse_options(
+            now=now,
+            rearm=self.rearm,
+            once=self.once,
+            expires=self.expires,
+            lasts=self.for_,
+            hours=self.hours,
+            zone=self.tz,
+            weekdays=self.weekdays,
+        )
 
 
 class QuoteOut(BaseModel):
