@@ -75,6 +75,8 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/ProducerFunction/app.py" && \
 	  test -d "$$build_dir/build/CompactorFunction/duckdb" && \
 	  test -d "$$build_dir/build/CommonLayer/python/pydantic" && \
+	  test -f "$$build_dir/build/CommonLayer/python/tickwatch_core/__pycache__/ticks.cpython-313.pyc" && \
+	  test -n "$$(find "$$build_dir/build/CommonLayer/python/pydantic" -name '*.cpython-313.pyc' -print -quit)" && \
 	  for function in $$build_dir/build/*Function; do \
 	    size=$$(du -sb "$$function" "$$build_dir/build/CommonLayer" | awk '{total += $$1} END {print total}'); \
 	    test "$$size" -le 262144000 || { echo "$$(basename $$function) with CommonLayer is $$size bytes unzipped: over Lambda's 250 MB" >&2; exit 1; }; \

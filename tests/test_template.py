@@ -65,7 +65,7 @@ def test_functions_get_resource_names_only_from_their_environment():
 
 def test_layer_is_built_by_sam_for_the_runtime():
     layer = RESOURCES["CommonLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
     assert layer["Properties"]["ContentUri"] == "layers/common/"
 
 

@@ -17,9 +17,11 @@ import io
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -468,30 +470,60 @@ def alerts_burst(firings: int, repeats: int) -> AlertsBurst:
 # --- 4. cold start ------------------------------------------------------------------------------
 
 
+def build_layer(destination: Path) -> Path:
+    """CommonLayer as `sam build` builds it (layers/common/Makefile: the wheels and tickwatch_core,
+    compiled), for this machine's architecture; returns what Lambda mounts as /opt/python."""
+    from tickwatch.local.container import machine_architecture
+
+    environment = {
+        **os.environ,
+        "ARTIFACTS_DIR": str(destination),
+        "TICKWATCH_BUILD_ARCHITECTURE": machine_architecture(),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # its python3.13
+    }
+    command = ["make", "--no-print-directory", "-C", str(REPOSITORY_ROOT / "layers" / "common"), "build-CommonLayer"]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"building CommonLayer failed: {result.stderr.strip()[-2000:]}")
+    return destination / "python"
+
+
 def cold_start_imports(template: Template, runs: int) -> dict[str, dict[str, float]]:
     """Milliseconds to import each handler module in a fresh interpreter, as Lambda's init does:
-    code and layer on the path, the template's environment (`template` has its resources created,
-    so that the names resolve), with tracing as the template's default turns it on, and off.
+    the function's code as source (Lambda cannot write a .pyc next to it, so it compiles it every
+    time), the layer as `sam build` ships it (compiled), the template's environment (`template` has
+    its resources created, so that the names resolve), with tracing as the template's default turns
+    it on, and off.
 
     The runs go round-robin, one import of every function and setting per round: a burst of noise
     on a shared machine (a neighbour, the CPU's clock) then lands on every function alike instead
     of on whichever was being measured, and the median of each is comparable with the others."""
-    commands: dict[tuple[str, str], tuple[list[str], dict[str, str]]] = {}
-    for logical_id in template.logical_ids("AWS::Serverless::Function"):
-        properties = template.resources[logical_id]["Properties"]
-        module_name = properties["Handler"].rsplit(".", 1)[0]
-        environment = {
-            **{name: value for name, value in os.environ.items() if name != "POWERTOOLS_TRACE_DISABLED"},
-            **template.function_environment(logical_id),
-            "PYTHONPATH": os.pathsep.join(
-                [str(REPOSITORY_ROOT / properties["CodeUri"]), str(REPOSITORY_ROOT / "layers" / "common")]
-            ),
-            "AWS_DEFAULT_REGION": "us-east-1",
-        }
-        script = f"import time; t = time.perf_counter(); import {module_name}; print(time.perf_counter() - t)"
-        # Tracing=Disabled in the template sets this variable; the default (Active) leaves it unset.
-        for label, extra in (("median_ms", {}), ("untraced_median_ms", {"POWERTOOLS_TRACE_DISABLED": "true"})):
-            commands[(logical_id, label)] = ([sys.executable, "-c", script], {**environment, **extra})
+    with tempfile.TemporaryDirectory(prefix="tickwatch-cold-start-") as work:
+        layer = build_layer(Path(work) / "layer")
+        commands: dict[tuple[str, str], tuple[list[str], dict[str, str]]] = {}
+        for logical_id in template.logical_ids("AWS::Serverless::Function"):
+            properties = template.resources[logical_id]["Properties"]
+            module_name = properties["Handler"].rsplit(".", 1)[0]
+            code = Path(work) / "functions" / logical_id
+            shutil.copytree(REPOSITORY_ROOT / properties["CodeUri"], code, ignore=shutil.ignore_patterns("__pycache__"))
+            environment = {
+                **{name: value for name, value in os.environ.items() if name != "POWERTOOLS_TRACE_DISABLED"},
+                **template.function_environment(logical_id),
+                "PYTHONPATH": os.pathsep.join([str(code), str(layer)]),
+                "PYTHONDONTWRITEBYTECODE": "1",  # as in Lambda: the handler's module compiles each time
+                "AWS_DEFAULT_REGION": "us-east-1",
+            }
+            script = f"import time; t = time.perf_counter(); import {module_name}; print(time.perf_counter() - t)"
+            # Tracing=Disabled in the template sets this variable; the default (Active) leaves it unset.
+            for label, extra in (("median_ms", {}), ("untraced_median_ms", {"POWERTOOLS_TRACE_DISABLED": "true"})):
+                commands[(logical_id, label)] = ([sys.executable, "-c", script], {**environment, **extra})
+        return _time_round_robin(commands, runs)
+
+
+def _time_round_robin(
+    commands: dict[tuple[str, str], tuple[list[str], dict[str, str]]], runs: int
+) -> dict[str, dict[str, float]]:
+    """The median milliseconds of each (function, setting), its commands run `runs` times in turn."""
     timings: dict[tuple[str, str], list[float]] = {key: [] for key in commands}
     for _ in range(runs):
         for key, (command, environment) in commands.items():

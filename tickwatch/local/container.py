@@ -199,7 +199,12 @@ def sam_build(sam: Path, template: Path, base_dir: Path, build_dir: Path, archit
         ],
         capture_output=True,
         # sam looks for the runtime's python on PATH: this environment's is one.
-        env={**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"},
+        env={
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            # layers/common/Makefile: the layer's wheels for the architecture the container runs.
+            "TICKWATCH_BUILD_ARCHITECTURE": architecture,
+        },
     )
     return build_dir / "template.yaml"
 
