@@ -24,7 +24,7 @@ from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import IngestSettings
 from tickwatch_core.ingest import BodyError, ingest, parse_body
 from tickwatch_core.kinesis_put import StreamUnavailable
-from tickwatch_core.query_api.errors import ApiError
+from tickwatch_core.query_api.errors import ApiError, internal, unknown_route
 
 logger = Logger(child=True)
 
@@ -114,17 +114,11 @@ def build_ingest_app(service: IngestService, metrics: Metrics, *, allowed_origin
 
     @app.not_found
     def no_route(_: NotFoundError) -> Response:
-        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no route {app.current_event.path}"))
+        return answer(unknown_route(app.current_event.path))
 
     @app.exception_handler(Exception)
     def unexpected(error: Exception) -> Response:
         logger.exception("ingest failed", request_id=request_id(), error_type=type(error).__name__)
-        return answer(
-            ApiError(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                "internal",
-                f"something went wrong on our side; quote request id {request_id()} when you report it",
-            )
-        )
+        return answer(internal(request_id()))
 
     return app

@@ -31,7 +31,7 @@ from tickwatch_core.config import QuerySettings
 from tickwatch_core.market_reader import MarketReader
 from tickwatch_core.query_api import documents, models
 from tickwatch_core.query_api.bars import MAX_BARS, bars_page, bars_query, bars_query_from_cursor, parse_time
-from tickwatch_core.query_api.errors import ApiError, checked, invalid, not_found
+from tickwatch_core.query_api.errors import ApiError, checked, internal, invalid, not_found, unknown_route
 from tickwatch_core.query_api.views import (
     alert_view,
     decode_cursor,
@@ -293,7 +293,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
 
     @app.not_found
     def no_route(_: NotFoundError) -> Response:
-        return answer(ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no route {app.current_event.path}"))
+        return answer(unknown_route(app.current_event.path))
 
     @app.exception_handler(ClientError)
     def aws_error(error: ClientError) -> Response:
@@ -312,13 +312,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
     @app.exception_handler(Exception)
     def unexpected(error: Exception) -> Response:
         logger.exception("query failed", request_id=request_id(), error_type=type(error).__name__)
-        return answer(
-            ApiError(
-                HTTPStatus.INTERNAL_SERVER_ERROR,
-                "internal",
-                f"something went wrong on our side; quote request id {request_id()} when you report it",
-            )
-        )
+        return answer(internal(request_id()))
 
     return app
 

@@ -35,6 +35,19 @@ def not_found(field: str, message: str) -> ApiError:
     return ApiError(HTTPStatus.NOT_FOUND, "not_found", message, field=field)
 
 
+def unknown_route(path: str) -> ApiError:
+    return ApiError(HTTPStatus.NOT_FOUND, "not_found", f"no route {path}")
+
+
+def internal(request_id: str | None) -> ApiError:
+    """A failure of ours: the client gets the request id to report, the log has the rest."""
+    return ApiError(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        "internal",
+        f"something went wrong on our side; quote request id {request_id} when you report it",
+    )
+
+
 def checked(field: str, check: Callable[[Any], Any], value: Any) -> Any:
     """`check(value)`, its ValueError turned into a 422 naming `field` (the domain's own message)."""
     try:
