@@ -22,8 +22,9 @@ from tests.support import (
     tick,
 )
 from tickwatch_core import items
+from tickwatch_core.market import Bar
 from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import RuleKind, RuleOptions, TradingHours
+from tickwatch_core.rules import MovingAverage, RuleKind, RuleOptions, TradingHours
 
 
 class Market:
@@ -423,3 +424,48 @@ def test_a_day_change_rule_fires_from_the_quote_s_open_and_says_so_in_words(mark
     assert (alert["rule_id"], alert["rule_kind"], alert["reference"]) == ("AAPL-change-above-3pct", "change", 200)
     rule = market.rule("AAPL", "AAPL-change-above-3pct")
     assert (rule["armed"], rule["reference_day"], rule["reference_open"]) == (False, "2026-11-20", 200)
+
+
+def test_a_move_rule_keeps_its_window_in_the_rule_item_and_says_the_move_in_words(market):
+    market.rules.add("TSLA", "below", "2%", kind=RuleKind.MOVE, window=timedelta(minutes=15))
+    market.trade("TSLA", "251.3", "250", step=60)  # 14:30 and 14:31
+    assert market.messages() == []
+    window = market.rule("TSLA", "TSLA-move-down-2pct-15m")["price_window"]
+    assert window.split(";")[0].split(" ")[1:] == ["251.3", "251.3"]
+    market.trade("TSLA", "247", "246.02", step=60)  # 14:32 and 14:33: 251.3 × 0.98 = 246.274
+    (message,) = market.messages()
+    assert message["Subject"] == "tickwatch: TSLA moved down 2.10 % within 15m (down 2%)"
+    body = message["Message"]
+    assert "TSLA moved down 2.10 % within 15m, from 251.3 to 246.02: at least your 2%." in body
+    assert "From:       251.3 (the high of the window)" in body
+    (alert,) = market.history()
+    assert (alert["rule_kind"], alert["within_seconds"], alert["reference"]) == ("move", 900, Decimal("251.3"))
+
+
+def test_a_cross_rule_starts_from_the_stored_bars_and_fires_on_a_real_cross(market, aws):
+    # Twenty stored one-minute bars before the rule's first trade, closing at 100 ... 119: SMA 109.5.
+    dynamodb = aws.client("dynamodb")
+    for minute in range(20):
+        start = BASE_TIME - timedelta(minutes=20 - minute)
+        close = Decimal(100 + minute)
+        bar = Bar("NVDA", start, close, close, close, close, 1, 1, start, start, "0", 0)
+        dynamodb.put_item(TableName=market.table, Item=items.bar_to_item(bar, retention=timedelta(days=30)))
+    market.rules.add("NVDA", "above", 0, kind=RuleKind.CROSS, average=MovingAverage.parse("sma:20@1m"))
+    assert market.rule("NVDA", "NVDA-cross-above-sma20-1m")["armed"] is False
+    market.trade("NVDA", "109", "109.4", "109.5")  # 109 and 109.4 are below: armed; 109.5 is at it
+    (message,) = market.messages()
+    assert message["Subject"] == "tickwatch: NVDA crossed above its SMA(20) of 1m bars at 109.5"
+    assert "NVDA crossed above its SMA(20) of 1m bars (109.5), trading at 109.5." in message["Message"]
+    stored = market.rule("NVDA", "NVDA-cross-above-sma20-1m")
+    assert stored["bars"]["closes"].split() == [str(100 + minute) for minute in range(20)]
+    assert (stored["bars"]["bar_close"], stored["bars"]["bar_start"]) == (Decimal("109.5"), "2026-11-20T14:30:00Z")
+
+
+def test_a_cross_rule_with_too_few_stored_bars_waits_for_its_own(market):
+    market.rules.add("NVDA", "below", 0, kind=RuleKind.CROSS, average=MovingAverage.parse("ema:2@1m"))
+    market.trade("NVDA", 100, 120, 90, step=60)  # bars close 100, 120: EMA seeded at 110; 90 is below
+    assert market.messages() == []  # but the rule was never above the average: no cross yet
+    market.trade("NVDA", 115, 80, step=60)  # 14:33: EMA 2/3 × 90 + 1/3 × 110 = 96.67; 115 arms
+    # 14:34: EMA 2/3 × 115 + 1/3 × 96.67 = 108.89; 80 crosses below
+    (message,) = market.messages()
+    assert trigger_price(message) == "80"

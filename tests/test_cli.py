@@ -100,6 +100,21 @@ def test_fetch_replays_a_file_and_reports_invalid_ticks(aws, deployed, tmp_path,
     assert "invalid    2 ticks not sent" in errors
 
 
+def test_move_and_cross_rules_are_added_and_listed_in_words(aws, deployed, capsys):
+    argv = ("rules", "add", "TSLA", "--move-down", "2%", "--within", "15m", "--stack", STACK)
+    assert tickwatch(aws, *argv) == 0
+    assert "added rule TSLA-move-down-2pct-15m (TSLA moves down 2% within 15m); it is armed" in capsys.readouterr().out
+    assert tickwatch(aws, "rules", "add", "NVDA", "--cross-above", "ema:50@5m", "--stack", STACK) == 0
+    assert (
+        "added rule NVDA-cross-above-ema50-5m (NVDA crosses above ema:50@5m); "
+        "it arms once the price is on the other side of the average"
+    ) in capsys.readouterr().out
+    assert tickwatch(aws, "rules", "list", "--stack", STACK) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[1].split() == ["NVDA-cross-above-ema50-5m", "NVDA", "above", "ema:50@5m", "-", "-", "disarmed", "-"]
+    assert listing[2].split() == ["TSLA-move-down-2pct-15m", "TSLA", "down", "2%/15m", "-", "-", "armed", "-"]
+
+
 def test_rules_add_list_remove(aws, deployed, capsys):
     assert tickwatch(aws, "rules", "add", "AAPL", "--above", "200", "--cooldown", "15m", "--stack", STACK) == 0
     assert tickwatch(aws, "rules", "add", "BRK-B", "--below", "450.5", "--stack", STACK) == 0
@@ -107,7 +122,7 @@ def test_rules_add_list_remove(aws, deployed, capsys):
     assert tickwatch(aws, "rules", "list", "--stack", STACK) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0].split() == [
-        "RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "OPTIONS", "STATE", "LAST", "FIRED"
+        "RULE", "SYMBOL", "DIRECTION", "LEVEL", "COOLDOWN", "OPTIONS", "STATE", "LAST", "FIRED"
     ]  # fmt: skip
     assert listing[1].split() == ["AAPL-above-200", "AAPL", "above", "200", "15m", "-", "armed", "-"]
     assert listing[2].split() == ["BRK-B-below-450.5", "BRK-B", "below", "450.5", "-", "-", "armed", "-"]
@@ -127,6 +142,11 @@ def test_rules_add_list_remove(aws, deployed, capsys):
         (["rules", "add", "AAPL", "--above", "200", "--tz", "UTC"], "--tz: a time zone and weekdays only go with"),
         (["rules", "add", "AAPL", "--above", "200", "--hours", "9-5"], "--hours: hours '9-5' are not like 09:30-16:00"),
         (["rules", "add", "AAPL", "--above", "200", "--expires", "2020-01-01T00:00Z"], "--expires: expiry 2020-01-01"),
+        (["rules", "add", "AAPL", "--below", "0"], "--below: threshold 0 must be"),
+        (["rules", "add", "TSLA", "--move-up", "2%"], "--within: a move needs a window, like within 15m"),
+        (["rules", "add", "TSLA", "--move-up", "2", "--within", "5m"], "--move-up: move '2' is not a percentage"),
+        (["rules", "add", "TSLA", "--above", "2", "--within", "5m"], "--within: within goes with move"),
+        (["rules", "add", "NVDA", "--cross-below", "sma:20@2m"], "--cross-below: average 'sma:20@2m': the interval"),
         (["rules", "remove", "AAPL-above-999"], "no rule AAPL-above-999"),
         (["rules", "remove", "not-a-rule"], "is not a rule id"),
         (["subscribe", "not-an-email"], "'not-an-email' is not an e-mail address"),

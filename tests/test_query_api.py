@@ -703,16 +703,49 @@ def test_a_day_change_rule_is_added_listed_and_removed_by_its_id(api):
     assert call(api, "DELETE", "/rules/AAPL-change-below--2pct").status == 200
 
 
+def test_move_and_cross_rules_are_added_and_listed_with_their_level_in_its_own_field(api):
+    move = call(api, "POST", "/rules", body={"symbol": "TSLA", "direction": "below", "move": "2%", "within": "15m"})
+    assert move.status == 201, move.text
+    assert {k: move.json[k] for k in ("rule_id", "kind", "threshold", "move", "within", "cross", "status")} == {
+        "rule_id": "TSLA-move-down-2pct-15m",
+        "kind": "move",
+        "threshold": None,
+        "move": "2%",
+        "within": "15m",
+        "cross": None,
+        "status": "armed",
+    }
+    cross = call(api, "POST", "/rules", body={"symbol": "NVDA", "direction": "above", "cross": "SMA:20@1m"})
+    assert cross.status == 201, cross.text
+    assert (cross.json["rule_id"], cross.json["cross"], cross.json["status"]) == (
+        "NVDA-cross-above-sma20-1m",
+        "sma:20@1m",
+        "disarmed",
+    )
+    again = call(api, "POST", "/rules", body={"symbol": "NVDA", "direction": "above", "cross": "sma:20@1m"})
+    assert (again.status, again.json["error"]["field"]) == (409, "cross")
+    assert [r["rule_id"] for r in call(api, "GET", "/rules").json["rules"]] == [
+        "NVDA-cross-above-sma20-1m",
+        "TSLA-move-down-2pct-15m",
+    ]
+    assert call(api, "DELETE", "/rules/TSLA-move-down-2pct-15m").status == 200
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [
-        ({"threshold": 200, "change": "3%"}, "threshold", "one of them"),
-        ({}, "threshold", "one of them"),
+        ({"threshold": 200, "change": "3%"}, "change", "give one of threshold"),
+        ({}, "threshold", "give one of threshold"),
         ({"change": "3"}, "change", "is not a percentage like 3% or -2%"),
         ({"change": "-100%"}, "change", "must be above -100%"),
+        ({"move": "2%"}, "within", "needs a window"),
+        ({"move": "2%", "within": "5h"}, "within", "1m to 4h"),
+        ({"threshold": 200, "within": "5m"}, "within", "goes with move"),
+        ({"cross": "sma:20"}, "cross", "not like sma:20@1m"),
+        ({"cross": "sma:20@1m", "move": "2%", "within": "5m"}, "cross", "give one of"),
     ],
 )
-def test_a_rule_needs_a_price_or_a_change(api, body, field, message):
+def test_a_rule_needs_exactly_one_level(api, body, field, message):
     answer = call(api, "POST", "/rules", body={"symbol": "AAPL", "direction": "above", **body})
     assert (answer.status, answer.json["error"]["field"]) == (422, field), answer.text
     assert message in answer.json["error"]["message"]

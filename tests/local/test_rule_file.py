@@ -38,7 +38,11 @@ def test_a_yaml_file_gives_rules_with_their_options(tmp_path):
 """,
     )
     aapl, tsla = load_rule_file(path, now=NOW)
-    assert (aapl.symbol, aapl.direction, aapl.threshold) == ("AAPL", Direction.ABOVE, Decimal("230.1"))
+    assert (aapl.symbol, aapl.condition.direction, aapl.condition.threshold) == (
+        "AAPL",
+        Direction.ABOVE,
+        Decimal("230.1"),
+    )
     assert (aapl.options.rearm_margin, aapl.options.once) == (Decimal("0.005"), True)
     assert aapl.options.expires_at == NOW + timedelta(days=7)
     assert tsla.cooldown == timedelta(minutes=5)
@@ -49,7 +53,7 @@ def test_a_yaml_file_gives_rules_with_their_options(tmp_path):
 def test_a_json_file_keeps_every_digit_of_a_threshold(tmp_path):
     path = write(tmp_path, "rules.json", '[{"symbol": "BTC-USD", "direction": "above", "threshold": 64123.123456789}]')
     (rule,) = load_rule_file(path, now=NOW)
-    assert rule.threshold == Decimal("64123.123456789")
+    assert rule.condition.threshold == Decimal("64123.123456789")
 
 
 @pytest.mark.parametrize(
@@ -58,7 +62,7 @@ def test_a_json_file_keeps_every_digit_of_a_threshold(tmp_path):
         ("{symbol: AAPL}", "rules.yaml must be a list of rules"),
         ("[]", "rules.yaml must be a list of rules"),
         ("- AAPL above 200", "rules.yaml rule 1: not a mapping"),
-        ("- {symbol: AAPL, direction: above}", "rules.yaml rule 1: give a threshold (a price) or a change"),
+        ("- {symbol: AAPL, direction: above}", "rules.yaml rule 1: threshold: give one of threshold (a price), change"),
         ("- {symbol: AAPL, direction: up, threshold: 1}", "rules.yaml rule 1: direction:"),
         ("- {symbol: AAPL, direction: above, threshold: 1, colour: red}", "rules.yaml rule 1: colour: Extra inputs"),
         (
@@ -67,7 +71,7 @@ def test_a_json_file_keeps_every_digit_of_a_threshold(tmp_path):
             "rules.yaml rule 2: rearm: re-arm margin 'x' is not a percentage",
         ),
         ("- {symbol: aapl, direction: above, threshold: 1}", "rules.yaml rule 1: 'aapl' is not a symbol"),
-        ("- {symbol: AAPL, direction: above, threshold: -1}", "rules.yaml rule 1: threshold -1 must be"),
+        ("- {symbol: AAPL, direction: above, threshold: -1}", "rules.yaml rule 1: threshold: threshold -1 must be"),
         ("- [unclosed", "rules.yaml is not YAML or JSON"),
     ],
 )
@@ -90,7 +94,7 @@ def test_tickwatch_local_refuses_a_bad_rule_file_before_starting_anything(tmp_pa
     path = write(tmp_path, "rules.yaml", "- {symbol: AAPL, direction: above, threshold: 0}\n")
     assert main(["local", "--rules", str(path), "--count", "1"]) == 2
     error = capsys.readouterr().err
-    assert "rules.yaml rule 1: threshold 0 must be a number greater than zero" in error
+    assert "rules.yaml rule 1: threshold: threshold 0 must be a number greater than zero" in error
     assert error.count("\n") == 1
     assert main(["local", "--rules", str(tmp_path / "missing.yaml"), "--count", "1"]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -108,10 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     rules = commands.add_parser(
-        "rules", help="add, list and remove alert rules", description="Threshold rules: see README 'Alert semantics'."
+        "rules", help="add, list and remove alert rules", description="Alert rules: see README 'Alert semantics'."
     )
     rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
-    add = rule_commands.add_parser("add", parents=[aws], help="add a rule", description="Add a rule; it starts armed.")
+    add = rule_commands.add_parser(
+        "add",
+        parents=[aws],
+        help="add a rule",
+        description="Add a rule; it starts armed (a cross rule once the price is on the other side).",
+    )
     add.add_argument("symbol", help="ticker, e.g. AAPL")
     side = add.add_mutually_exclusive_group(required=True)
     side.add_argument("--above", metavar="PRICE", help="fire when the price trades at or above PRICE")
@@ -122,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     side.add_argument(
         "--change-below", metavar="PERCENT", help="fire when the change from the day's open falls to PERCENT, like -2%%"
     )
+    side.add_argument(
+        "--move-up", metavar="PERCENT", help="fire on a trade PERCENT above the low of the last --within, like 2%%"
+    )
+    side.add_argument(
+        "--move-down", metavar="PERCENT", help="fire on a trade PERCENT below the high of the last --within, like 2%%"
+    )
+    side.add_argument(
+        "--cross-above", metavar="AVERAGE", help="fire when the price crosses above AVERAGE, like sma:20@1m"
+    )
+    side.add_argument(
+        "--cross-below", metavar="AVERAGE", help="fire when the price crosses below AVERAGE, like ema:50@5m"
+    )
+    add.add_argument("--within", metavar="DURATION", help="with --move-up/--move-down: the window, like 15m")
     add.add_argument("--cooldown", type=_duration, help="do not re-arm until this long after an alert, like 15m")
     add.add_argument(
         "--rearm", metavar="PERCENT", help="re-arm only once the price is back past the threshold by this, like 0.5%%"

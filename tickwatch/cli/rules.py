@@ -20,9 +20,8 @@ from tickwatch_core.rules import (
     format_decimal,
     format_duration,
     format_percent,
-    parse_change,
+    parse_condition,
     parse_options,
-    parse_threshold,
     rule_status,
 )
 
@@ -34,12 +33,12 @@ def _rule_store(context: AwsContext) -> RuleStore:
 
 
 def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
-    kind, direction, threshold = _level_of(args)
     cooldown = timedelta(seconds=args.cooldown) if args.cooldown else None
     # Check the input before looking up the stack, so a typo is reported as such.
     _check_symbol(args.symbol)
+    fields, level_option = _condition_fields(args)
     try:
-        parse_change(threshold) if kind is RuleKind.CHANGE else parse_threshold(threshold)
+        condition = parse_condition(**fields)
         options = parse_options(
             now=datetime.now(UTC),
             rearm=args.rearm,
@@ -51,38 +50,57 @@ def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
             weekdays=args.weekdays,
         )
     except RuleOptionError as error:
-        raise InputError(f"--{error.field}: {error}") from None
-    except ValueError as error:
-        raise InputError(str(error)) from None
+        option = level_option if error.field in _LEVEL_FIELDS else error.field
+        raise InputError(f"--{option}: {error}") from None
     try:
-        rule = _rule_store(context).add(
-            args.symbol, direction, threshold, cooldown=cooldown, options=options, kind=kind
-        )
+        rule = _rule_store(context).add_condition(args.symbol, condition, cooldown=cooldown, options=options)
     except ValueError as error:  # including RuleExistsError
         raise InputError(str(error)) from None
     extras = [f"cooldown {format_duration(rule.cooldown)}"] if rule.cooldown else []
     extras += _option_words(rule)
-    print(f"added rule {rule.rule_id} ({', '.join([rule.describe(), *extras])}); it is armed")
+    state = "it is armed" if rule.starts_armed else "it arms once the price is on the other side of the average"
+    print(f"added rule {rule.rule_id} ({', '.join([rule.describe(), *extras])}); {state}")
     return 0
 
 
-def _level_of(args: argparse.Namespace) -> tuple[RuleKind, Direction, str]:
-    for option, kind, direction in (
-        ("above", RuleKind.PRICE, Direction.ABOVE),
-        ("below", RuleKind.PRICE, Direction.BELOW),
-        ("change_above", RuleKind.CHANGE, Direction.ABOVE),
-        ("change_below", RuleKind.CHANGE, Direction.BELOW),
+# The fields of `parse_condition` that one of --above ... --cross-below gives.
+_LEVEL_FIELDS = {"threshold", "change", "move", "cross"}
+
+
+def _condition_fields(args: argparse.Namespace) -> tuple[dict[str, str | None], str]:
+    """The options as `parse_condition`'s fields (`--move-down 2%` is direction below, move 2%),
+    and the option that gave the level, as an error names it."""
+    for option, field, direction in (
+        ("above", "threshold", Direction.ABOVE),
+        ("below", "threshold", Direction.BELOW),
+        ("change_above", "change", Direction.ABOVE),
+        ("change_below", "change", Direction.BELOW),
+        ("move_up", "move", Direction.ABOVE),
+        ("move_down", "move", Direction.BELOW),
+        ("cross_above", "cross", Direction.ABOVE),
+        ("cross_below", "cross", Direction.BELOW),
     ):
         value = getattr(args, option)
         if value is not None:
-            return kind, direction, value
+            return {"direction": direction.value, field: value, "within": args.within}, option.replace("_", "-")
     raise AssertionError("argparse requires one of the levels")
 
 
+def _direction_text(rule: Rule) -> str:
+    if rule.kind is RuleKind.MOVE:
+        return "up" if rule.direction is Direction.ABOVE else "down"
+    return rule.direction.value
+
+
 def _level_text(rule: Rule) -> str:
-    """A price threshold as it is; a day change as `+3%/day`."""
-    if rule.kind is RuleKind.CHANGE:
-        return f"{format_change(rule.threshold)}/day"
+    """A price threshold as it is; a day change as `+3%/day`; a move as `2%/15m`; an average."""
+    match rule.kind:
+        case RuleKind.CHANGE:
+            return f"{format_change(rule.threshold)}/day"
+        case RuleKind.MOVE:
+            return f"{format_decimal(rule.threshold)}%/{rule.within_text}"
+        case RuleKind.CROSS:
+            return rule.average_text
     return format_decimal(rule.threshold)
 
 
@@ -115,7 +133,7 @@ def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
         (
             entry.rule.rule_id,
             entry.rule.symbol,
-            entry.rule.direction.value,
+            _direction_text(entry.rule),
             _level_text(entry.rule),
             format_duration(entry.rule.cooldown) if entry.rule.cooldown else "-",
             ", ".join(_option_words(entry.rule)) or "-",
@@ -124,7 +142,7 @@ def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
         )
         for entry in stored
     ]
-    headings = ("RULE", "SYMBOL", "DIRECTION", "THRESHOLD", "COOLDOWN", "OPTIONS", "STATE", "LAST FIRED")
+    headings = ("RULE", "SYMBOL", "DIRECTION", "LEVEL", "COOLDOWN", "OPTIONS", "STATE", "LAST FIRED")
     print(format_table(headings, rows))
     return 0
 

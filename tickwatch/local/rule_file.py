@@ -6,6 +6,9 @@ parsers, so a file that loads here is a list of requests the API would accept:
     - {symbol: AAPL, direction: above, threshold: 230, rearm: 0.5%, once: true}
     - {symbol: TSLA, direction: below, threshold: 240, cooldown: 5m, hours: 09:30-16:00,
        tz: America/New_York, weekdays: true}
+    - {symbol: AAPL, direction: above, change: 3%}
+    - {symbol: TSLA, direction: below, move: 2%, within: 15m}
+    - {symbol: NVDA, direction: above, cross: sma:20@1m}
 
 Everything is checked before the stack starts: a bad entry is one line naming the file, the
 entry's position and the field.
@@ -21,16 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import (
-    Direction,
-    RuleKind,
-    RuleOptionError,
-    RuleOptions,
-    parse_change,
-    parse_cooldown,
-    parse_threshold,
-    validate_symbol,
-)
+from tickwatch_core.rules import Condition, RuleOptionError, RuleOptions, parse_cooldown, validate_symbol
 
 
 class RuleFileError(ValueError):
@@ -40,11 +34,9 @@ class RuleFileError(ValueError):
 @dataclass(frozen=True, slots=True)
 class RuleSpec:
     symbol: str
-    direction: Direction
-    threshold: Decimal  # a price, or a day-change rule's percentage
+    condition: Condition
     cooldown: timedelta | None
     options: RuleOptions
-    kind: RuleKind = RuleKind.PRICE
 
 
 def load_rule_file(path: Path, *, now: datetime) -> list[RuleSpec]:
@@ -78,16 +70,11 @@ def load_rule_file(path: Path, *, now: datetime) -> list[RuleSpec]:
             problem = error.errors()[0]
             field = ".".join(str(part) for part in problem["loc"]) or "rule"
             raise RuleFileError(f"{where}: {field}: {problem['msg']}") from None
-        if (rule.threshold is None) == (rule.change is None):
-            raise RuleFileError(f"{where}: give a threshold (a price) or a change (a percentage like 3%), one of them")
-        kind = RuleKind.PRICE if rule.change is None else RuleKind.CHANGE
         try:
             specs.append(
                 RuleSpec(
                     symbol=validate_symbol(rule.symbol),
-                    direction=Direction(rule.direction),
-                    threshold=parse_threshold(entry["threshold"]) if rule.change is None else parse_change(rule.change),
-                    kind=kind,
+                    condition=rule.condition(entry.get("threshold")),
                     cooldown=parse_cooldown(rule.cooldown),
                     options=rule.options(now),
                 )
@@ -110,8 +97,6 @@ def _as_text(value: Any) -> Any:
 def add_rules(store: RuleStore, specs: list[RuleSpec]) -> list[str]:
     """Add the rules; their ids, as the run's first lines show them."""
     return [
-        store.add(
-            spec.symbol, spec.direction, spec.threshold, cooldown=spec.cooldown, options=spec.options, kind=spec.kind
-        ).rule_id
+        store.add_condition(spec.symbol, spec.condition, cooldown=spec.cooldown, options=spec.options).rule_id
         for spec in specs
     ]

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,9 +37,12 @@ from tickwatch_core import items
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import AlertsSettings
 from tickwatch_core.dynamodb import batch_get, batch_put
+from tickwatch_core.intervals import interval_start
 from tickwatch_core.items import StoredRule
+from tickwatch_core.market_reader import MarketReader
 from tickwatch_core.rule_store import load_rules
 from tickwatch_core.rules import (
+    BarSeries,
     Direction,
     Firing,
     QuoteUpdate,
@@ -52,7 +55,6 @@ from tickwatch_core.rules import (
     format_duration,
     format_percent,
 )
-from tickwatch_core.ticks import format_timestamp
 
 PUBLISH_BATCH_LIMIT = 10
 _READ_THREADS = 16
@@ -105,11 +107,15 @@ def alert_message(firing: Firing) -> tuple[str, str]:
     """Subject and body of the e-mail a subscriber receives."""
     if firing.rule.kind is RuleKind.CHANGE:
         return _change_message(firing)
+    if firing.rule.kind is RuleKind.MOVE:
+        return _move_message(firing)
+    if firing.rule.kind is RuleKind.CROSS:
+        return _cross_message(firing)
     rule = firing.rule
     verb = "rose to" if rule.direction is Direction.ABOVE else "fell to"
     side = "at or above" if rule.direction is Direction.ABOVE else "at or below"
     price, threshold = format_decimal(firing.price), format_decimal(rule.threshold)
-    when = firing.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    when = _when(firing)
     subject = f"tickwatch: {rule.symbol} {verb} {price} ({rule.direction.value} {threshold})"[:SUBJECT_LIMIT]
     lines = [
         f"{rule.symbol} traded at {price}, {side} your threshold of {threshold}.",
@@ -133,7 +139,7 @@ def _change_message(firing: Firing) -> tuple[str, str]:
     words = f"{'up' if change >= 0 else 'down'} {abs(change):.2f} %"
     price, opened = format_decimal(firing.price), format_decimal(reference)
     level = format_change(rule.threshold)
-    when = firing.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+    when = _when(firing)
     since = "the session's open" if rule.hours is not None else "the open"
     subject = f"tickwatch: {rule.symbol} {words} on the day ({rule.direction.value} {level})"[:SUBJECT_LIMIT]
     lines = [
@@ -150,6 +156,59 @@ def _change_message(firing: Firing) -> tuple[str, str]:
     rearm = format_change(rule.rearm_level.quantize(Decimal("0.01")))
     lines += _closing_lines(firing, f"{rule.symbol}'s change on the day goes back", rearm)
     return subject, "\n".join(lines) + "\n"
+
+
+def _move_message(firing: Firing) -> tuple[str, str]:
+    """A move alert, in words: "TSLA moved down 2.10 % within 15m, from 251.3 to 246.02"."""
+    rule, reference = firing.rule, firing.reference
+    assert reference is not None
+    move = abs(firing.price - reference) / reference * 100
+    way = "up" if rule.direction is Direction.ABOVE else "down"
+    extreme = "low" if rule.direction is Direction.ABOVE else "high"
+    words = f"moved {way} {move:.2f} % within {rule.within_text}"
+    price, since = format_decimal(firing.price), format_decimal(reference)
+    size = f"{format_decimal(rule.threshold)}%"
+    subject = f"tickwatch: {rule.symbol} {words} ({way} {size})"[:SUBJECT_LIMIT]
+    lines = [
+        f"{rule.symbol} {words}, from {since} to {price}: at least your {size}.",
+        "",
+        f"Symbol:     {rule.symbol}",
+        f"Move:       {way} {size} within {rule.within_text}",
+        f"From:       {since} (the {extreme} of the window)",
+        f"Price:      {price}",
+        f"Time:       {_when(firing)}",
+        f"Rule:       {rule.rule_id}",
+    ]
+    rearm = f"{format_decimal(rule.rearm_level.quantize(Decimal('0.01')))}%"
+    lines += _closing_lines(firing, f"{rule.symbol}'s move {way} within {rule.within_text} is back", rearm)
+    return subject, "\n".join(lines) + "\n"
+
+
+def _cross_message(firing: Firing) -> tuple[str, str]:
+    """A cross alert, in words: "NVDA crossed above its SMA(20) of 1m bars (130.12) at 130.5"."""
+    rule, average = firing.rule, firing.reference
+    assert average is not None
+    assert rule.average is not None
+    price, level = format_decimal(firing.price), format_decimal(average.quantize(Decimal("0.0001")))
+    words = f"crossed {rule.direction.value} its {rule.average.describe()}"
+    subject = f"tickwatch: {rule.symbol} {words} at {price}"[:SUBJECT_LIMIT]
+    lines = [
+        f"{rule.symbol} {words} ({level}), trading at {price}.",
+        "",
+        f"Symbol:     {rule.symbol}",
+        f"Cross:      {rule.direction.value} {rule.average.text}",
+        f"Average:    {level}",
+        f"Price:      {price}",
+        f"Time:       {_when(firing)}",
+        f"Rule:       {rule.rule_id}",
+    ]
+    margin = f" by {format_percent(rule.rearm_margin)}" if rule.rearm_margin is not None else ""
+    lines += _closing_lines(firing, f"{rule.symbol} trades", f"its average{margin}")
+    return subject, "\n".join(lines) + "\n"
+
+
+def _when(firing: Firing) -> str:
+    return firing.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
 
 
 def _closing_lines(firing: Firing, what_moves: str, rearm: str) -> list[str]:
@@ -172,7 +231,8 @@ def _option_lines(rule: Rule) -> list[str]:
     if rule.cooldown:
         lines.append(f"Cooldown:   {format_duration(rule.cooldown)}")
     if rule.rearm_margin is not None:
-        lines.append(f"Re-arm:     {format_percent(rule.rearm_margin)} back past the threshold")
+        past = "the average" if rule.kind is RuleKind.CROSS else "the threshold"
+        lines.append(f"Re-arm:     {format_percent(rule.rearm_margin)} back past {past}")
     if rule.hours is not None:
         lines.append(f"Hours:      {rule.hours.describe()}")
     if rule.expires_at is not None:
@@ -210,14 +270,14 @@ class AlertDispatcher:
         # they run side by side, as a batch holds updates of many symbols.
         evaluations: list[_RuleEvaluation] = []
         with ThreadPoolExecutor(max_workers=min(_READ_THREADS, max(1, len(by_symbol)))) as pool:
-            loaded = list(pool.map(self._load_rules, by_symbol))
+            loaded = list(pool.map(self._load_rules, by_symbol.values()))
         for (symbol, entries), stored_rules in zip(by_symbol.items(), loaded, strict=True):
             if isinstance(stored_rules, Exception):
                 failure = (f"rules of {symbol}", describe_aws_error(stored_rules), entries[0].stream_sequence)
                 report.failures.append(failure)
                 continue
-            for stored in stored_rules:
-                results = apply_updates(stored.rule, stored.state, [entry.update for entry in entries])
+            for stored, starting_state in stored_rules:
+                results = apply_updates(stored.rule, starting_state, [entry.update for entry in entries])
                 evaluations.append(
                     _RuleEvaluation(stored.rule.rule_id, stored.rule.symbol, stored.state, entries, results)
                 )
@@ -250,11 +310,28 @@ class AlertDispatcher:
                     report.failures.append(failure)
         return report
 
-    def _load_rules(self, symbol: str) -> list[StoredRule] | Exception:
+    def _load_rules(self, entries: list[StreamQuoteUpdate]) -> list[tuple[StoredRule, RuleState]] | Exception:
+        """The rules of the updates' symbol, each with the state to evaluate from: as stored, or for
+        a cross rule's first evaluation with its bars seeded from the stored one-minute bars."""
+        symbol = entries[0].update.symbol
         try:
-            return load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
+            stored_rules = load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
+            first = next((trade.at for entry in entries for trade in entry.update.trades), None)
+            return [(stored, self._starting_state(stored, first)) for stored in stored_rules]
         except AWS_ERRORS as error:  # reported by process(), which fails that symbol's updates
             return error
+
+    def _starting_state(self, stored: StoredRule, first_trade_at: datetime | None) -> RuleState:
+        """A new cross rule starts from the closes of the stored bars before its first trade's
+        interval: the bars it needs are then there at once, as on the query API's chart."""
+        rule, state = stored.rule, stored.state
+        if rule.kind is not RuleKind.CROSS or state.series is not None or first_trade_at is None:
+            return state
+        assert rule.average is not None
+        reader = MarketReader(self.clients.dynamodb, self.settings.table_name)
+        before = interval_start(first_trade_at, rule.average.length)
+        bars = reader.bars_before(rule.symbol, rule.average.length, before, rule.average.seed_bars)
+        return replace(state, series=BarSeries.seeded([bar.close for bar in bars], rule.average))
 
     def _recorded_alert_ids(self, firings: Sequence[Firing], batch: _Batch) -> set[str] | None:
         if not firings:
@@ -377,22 +454,14 @@ class AlertDispatcher:
         return None
 
     def _write_rule_state(self, evaluation: _RuleEvaluation, state: RuleState) -> None:
-        names = {"#armed": "armed", "#seq": "state_seq", "#ended": "ended"}
-        values: dict[str, Any] = {
-            ":armed": {"BOOL": state.armed},
-            ":seq": {"S": state.state_seq},
-            ":ended": {"BOOL": state.ended},
-        }
-        assignments = ["#armed = :armed", "#seq = :seq", "#ended = :ended"]
-        if state.reference_day is not None and state.reference_open is not None:
-            names |= {"#refday": "reference_day", "#refopen": "reference_open"}
-            values[":refday"] = {"S": state.reference_day.isoformat()}
-            values[":refopen"] = {"N": str(state.reference_open)}
-            assignments += ["#refday = :refday", "#refopen = :refopen"]
-        if state.last_fired_at is not None:
-            names["#fired"] = "last_fired_at"
-            values[":fired"] = {"S": format_timestamp(state.last_fired_at)}
-            assignments.append("#fired = :fired")
+        """Save `state` if the item still holds the state this evaluation started from."""
+        values = items.serialize(
+            {f":{name}": value for name, value in items.rule_state_values(state).items() if name != "state_seq"}
+        )
+        names = {f"#{name[1:]}": name[1:] for name in values}
+        assignments = [f"{name} = :{name[1:]}" for name in names]
+        names["#seq"], values[":seq"] = "state_seq", {"S": state.state_seq}
+        assignments.append("#seq = :seq")
         if evaluation.stored_state.state_seq is None:
             condition = "attribute_exists(pk) AND attribute_not_exists(#seq)"
         else:

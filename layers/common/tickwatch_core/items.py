@@ -22,7 +22,17 @@ from functools import cache
 from typing import Any
 
 from tickwatch_core.market import Bar, Quote, Trade
-from tickwatch_core.rules import Direction, Firing, Rule, RuleKind, RuleState, TradingHours
+from tickwatch_core.rules import (
+    BarSeries,
+    Direction,
+    Firing,
+    MovingAverage,
+    PriceWindow,
+    Rule,
+    RuleKind,
+    RuleState,
+    TradingHours,
+)
 from tickwatch_core.ticks import format_timestamp
 
 QUOTE_SORT_KEY = "QUOTE"
@@ -233,6 +243,8 @@ def rule_to_item(rule: Rule, *, created_at: datetime) -> AttributeMap:
             "threshold": rule.threshold,
             "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
             "rule_kind": rule.kind.value if rule.kind is not RuleKind.PRICE else None,
+            "within_seconds": int(rule.window.total_seconds()) if rule.window else None,
+            "average": rule.average.text if rule.average else None,
             "rearm_margin": rule.rearm_margin,
             "once": True if rule.once else None,
             "expires_at": format_timestamp(rule.expires_at) if rule.expires_at else None,
@@ -245,8 +257,48 @@ def rule_to_item(rule: Rule, *, created_at: datetime) -> AttributeMap:
                 "weekdays_only": hours.weekdays_only,
             },
             "created_at": format_timestamp(created_at),
-            "armed": True,
+            "armed": rule.starts_armed,
         }
+    )
+
+
+def rule_state_values(state: RuleState) -> dict[str, Any]:
+    """The attributes of a rule item that the alerts function updates (None: not set)."""
+    series = state.series
+    return {
+        "armed": state.armed,
+        "state_seq": state.state_seq,
+        "ended": state.ended,
+        "last_fired_at": format_timestamp(state.last_fired_at) if state.last_fired_at else None,
+        "reference_day": state.reference_day.isoformat() if state.reference_day else None,
+        "reference_open": state.reference_open,
+        "price_window": state.window.encode() if state.window is not None else None,
+        "bars": None
+        if series is None
+        else {
+            name: value
+            for name, value in {
+                "closes": " ".join(str(close) for close in series.closes),
+                "ema": series.ema,
+                "bar_start": format_timestamp(series.bar_start) if series.bar_start else None,
+                "bar_close": series.bar_close,
+                "bar_close_at": format_timestamp(series.bar_close_at) if series.bar_close_at else None,
+            }.items()
+            if value is not None
+        },
+    }
+
+
+def _bar_series(values: Mapping[str, Any] | None) -> BarSeries | None:
+    if values is None:
+        return None
+    closes = values.get("closes", "")
+    return BarSeries(
+        closes=tuple(Decimal(close) for close in closes.split()),
+        ema=values.get("ema"),
+        bar_start=parse_time(values["bar_start"]) if values.get("bar_start") else None,
+        bar_close=values.get("bar_close"),
+        bar_close_at=parse_time(values["bar_close_at"]) if values.get("bar_close_at") else None,
     )
 
 
@@ -275,6 +327,8 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
                 weekdays_only=bool(hours.get("weekdays_only", False)),
             ),
             kind=RuleKind(values.get("rule_kind", RuleKind.PRICE.value)),
+            window=timedelta(seconds=int(values["within_seconds"])) if values.get("within_seconds") else None,
+            average=MovingAverage.parse(values["average"]) if values.get("average") else None,
         ),
         state=RuleState(
             armed=bool(values.get("armed", True)),
@@ -283,6 +337,8 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
             ended=bool(values.get("ended", False)),
             reference_day=date.fromisoformat(values["reference_day"]) if values.get("reference_day") else None,
             reference_open=values.get("reference_open"),
+            window=PriceWindow.decode(values["price_window"]) if "price_window" in values else None,
+            series=_bar_series(values.get("bars")),
         ),
         created_at=parse_time(created_at) if created_at else None,
     )
@@ -304,6 +360,8 @@ def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, re
             "direction": firing.rule.direction.value,
             "threshold": firing.rule.threshold,
             "rule_kind": firing.rule.kind.value if firing.rule.kind is not RuleKind.PRICE else None,
+            "within_seconds": int(firing.rule.window.total_seconds()) if firing.rule.window else None,
+            "average": firing.rule.average.text if firing.rule.average else None,
             "reference": firing.reference,
             "price": firing.price,
             "fired_at": format_timestamp(firing.at),

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from tickwatch_core import items
 from tickwatch_core.dynamodb import batch_get, keys_by_kind
-from tickwatch_core.intervals import OhlcvBar, interval_start
+from tickwatch_core.intervals import OhlcvBar, aggregate, interval_start
 from tickwatch_core.market import Quote
 
 _BAR_ATTRIBUTES = ("start", "open", "high", "low", "close", "volume", "trades")
 _MINUTE = timedelta(minutes=1)
 _INSTANT = timedelta(microseconds=1)
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+# How far back `bars_before` looks for a gappy history (weekends, holidays, a halted symbol).
+MAX_LOOKBACK = timedelta(days=62)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +77,19 @@ class MarketReader:
             if "LastEvaluatedKey" not in response:
                 return
             arguments["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def bars_before(self, symbol: str, length: timedelta, before: datetime, count: int) -> list[OhlcvBar]:
+        """The last `count` bars of interval `length` that end by `before` (an interval start),
+        oldest first. Reads back twice as far as `count` bars need, then four times further each
+        round while a gappy history has too few, up to MAX_LOOKBACK."""
+        bars: list[OhlcvBar] = []
+        span, upper = 2 * count * length, before
+        while True:
+            lower = max(interval_start(before - span, length), _EARLIEST)
+            bars = aggregate(self.iter_minute_bars(symbol, lower, upper), length) + bars
+            if len(bars) >= count or span >= MAX_LOOKBACK or lower <= _EARLIEST:
+                return bars[-count:]
+            span, upper = min(span * 4, MAX_LOOKBACK), lower
 
     def alerts(
         self, *, symbol: str | None, limit: int, before: datetime | None, start_key: dict[str, str] | None

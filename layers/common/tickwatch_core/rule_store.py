@@ -4,8 +4,11 @@ function and the `tickwatch rules` commands.
 Rule item (see also `items.py` and the README):
 
     pk = "SYMBOL#AAPL", sk = "RULE#AAPL-above-200"
-    rule_id, symbol, direction ("above" | "below"), threshold (number), cooldown_seconds (optional),
-    created_at, armed (bool), last_fired_at (optional), state_seq (optional; set by the alerts function)
+    rule_id, symbol, direction ("above" | "below"), threshold (number), rule_kind (change, move or
+    cross; absent for a price rule), within_seconds (move), average (cross, like "sma:20@1m"),
+    cooldown_seconds, rearm_margin, once, expires_at, hours (optional options), created_at;
+    the state the alerts function keeps: armed (bool), state_seq, ended, last_fired_at,
+    reference_day and reference_open (change), price_window (move), bars (cross)
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from tickwatch_core import items
 from tickwatch_core.dynamodb import batch_get, keys_by_kind
 from tickwatch_core.items import StoredRule
 from tickwatch_core.rules import (
+    Condition,
     Direction,
+    MovingAverage,
     Rule,
     RuleKind,
     RuleOptions,
+    check_window,
     make_rule_id,
     parse_change,
+    parse_move,
     parse_threshold,
     split_rule_id,
     validate_symbol,
@@ -74,20 +81,37 @@ class RuleStore:
         cooldown: timedelta | None = None,
         options: RuleOptions | None = None,
         kind: RuleKind = RuleKind.PRICE,
+        *,
+        window: timedelta | None = None,
+        average: MovingAverage | None = None,
     ) -> Rule:
-        """Create an armed rule: `threshold` is a price, or for a day-change rule a percentage like
-        `"3%"`. Raises ValueError for bad input and RuleExistsError for a duplicate."""
+        """Create a rule: `threshold` is a price, or a percentage like `"3%"` for a day-change or
+        move rule (a move rule also takes its `window`); a cross rule takes its `average` and
+        ignores `threshold`. Raises ValueError for bad input and RuleExistsError for a duplicate."""
         symbol = validate_symbol(symbol)
         try:
             direction = Direction(direction)
         except ValueError:
             raise ValueError(f"direction {direction!r} is not 'above' or 'below'") from None
-        threshold = parse_change(threshold) if kind is RuleKind.CHANGE else parse_threshold(threshold)
+        match kind:
+            case RuleKind.CHANGE:
+                threshold = parse_change(threshold if isinstance(threshold, Decimal) else str(threshold))
+            case RuleKind.MOVE:
+                threshold = parse_move(threshold if isinstance(threshold, Decimal) else str(threshold))
+                if window is None:
+                    raise ValueError("a move rule needs a window, like 15m")
+                check_window(window)
+            case RuleKind.CROSS:
+                if average is None:
+                    raise ValueError("a cross rule needs an average, like sma:20@1m")
+                threshold = Decimal(0)
+            case _:
+                threshold = parse_threshold(threshold)
         if cooldown is not None and (cooldown.total_seconds() < 1 or cooldown.microseconds):
             raise ValueError("cooldown must be a whole number of seconds, at least 1s")
         options = options or RuleOptions()
         rule = Rule(
-            make_rule_id(symbol, direction, threshold, kind),
+            make_rule_id(symbol, direction, threshold, kind, window=window, average=average),
             symbol,
             direction,
             threshold,
@@ -97,6 +121,8 @@ class RuleStore:
             expires_at=options.expires_at,
             hours=options.hours,
             kind=kind,
+            window=window if kind is RuleKind.MOVE else None,
+            average=average if kind is RuleKind.CROSS else None,
         )
         try:
             self.client.put_item(
@@ -109,6 +135,21 @@ class RuleStore:
                 raise RuleExistsError(f"rule {rule.rule_id} already exists") from None
             raise
         return rule
+
+    def add_condition(
+        self, symbol: str, condition: Condition, cooldown: timedelta | None = None, options: RuleOptions | None = None
+    ) -> Rule:
+        """`add` for a condition the API or a rule file parsed (`rules.parse_condition`)."""
+        return self.add(
+            symbol,
+            condition.direction,
+            condition.threshold,
+            cooldown,
+            options,
+            condition.kind,
+            window=condition.window,
+            average=condition.average,
+        )
 
     def list(self, symbol: str | None = None) -> list[StoredRule]:
         """Rules of one symbol, or of every symbol (through the ByKind index), sorted by id."""
@@ -125,7 +166,7 @@ class RuleStore:
 
     def remove(self, rule_id: str) -> Rule:
         """Delete a rule; returns it. Raises ValueError for a malformed id, UnknownRuleError if absent."""
-        symbol, _, _ = split_rule_id(rule_id)
+        symbol = split_rule_id(rule_id)
         try:
             response = self.client.delete_item(
                 TableName=self.table_name,

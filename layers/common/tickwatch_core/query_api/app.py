@@ -42,12 +42,8 @@ from tickwatch_core.query_api.views import (
 from tickwatch_core.rule_store import RuleExistsError, RuleStore, UnknownRuleError
 from tickwatch_core.rules import (
     SYMBOL_PATTERN,
-    Direction,
-    RuleKind,
     RuleOptionError,
-    parse_change,
     parse_cooldown,
-    parse_threshold,
     split_rule_id,
     validate_symbol,
 )
@@ -213,32 +209,25 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
 
     @app.post(
         "/rules",
-        summary="Add a threshold rule (as tickwatch rules add)",
-        responses={**_answers(models.RuleOut, "The rule, armed", 409, 422), 201: {"description": "Created"}},
+        summary="Add a rule (as tickwatch rules add): a price, a day change, a move or a cross",
+        responses={**_answers(models.RuleOut, "The rule", 409, 422), 201: {"description": "Created"}},
     )
     def add_rule(rule: Annotated[models.RuleIn, Body()]):
         symbol = checked("symbol", validate_symbol, rule.symbol)
         # Powertools parsed the body through floats; the threshold is read again, digit for digit.
         raw = json.loads(app.current_event.decoded_body or "{}", parse_float=Decimal)
-        if (rule.threshold is None) == (rule.change is None):
-            raise invalid("threshold", "give a threshold (a price) or a change (a percentage like 3%), one of them")
-        if rule.change is not None:
-            kind, threshold = RuleKind.CHANGE, checked("change", parse_change, rule.change)
-        else:
-            kind = RuleKind.PRICE
-            threshold = checked("threshold", parse_threshold, raw.get("threshold", rule.threshold))
         cooldown = checked("cooldown", parse_cooldown, rule.cooldown)
         now = service.clock()
         try:
+            condition = rule.condition(raw.get("threshold", rule.threshold))
             options = rule.options(now)
         except RuleOptionError as error:
             raise invalid(error.field, str(error)) from None
         try:
-            created = service.rules.add(
-                symbol, Direction(rule.direction), threshold, cooldown=cooldown, options=options, kind=kind
-            )
+            created = service.rules.add_condition(symbol, condition, cooldown=cooldown, options=options)
         except RuleExistsError as error:
-            raise ApiError(HTTPStatus.CONFLICT, "conflict", str(error), field="threshold") from None
+            field = {"price": "threshold"}.get(condition.kind.value, condition.kind.value)
+            raise ApiError(HTTPStatus.CONFLICT, "conflict", str(error), field=field) from None
         except ValueError as error:
             raise invalid("rule", str(error)) from None
         stored = next(s for s in service.rules.list(created.symbol) if s.rule.rule_id == created.rule_id)
@@ -250,8 +239,8 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         responses=_answers(models.DeletedRuleOut, "The removed rule", 404, 422),
     )
     def delete_rule(rule_id: Annotated[str, Path(max_length=64)]):
-        checked("rule_id", split_rule_id, rule_id)
-        stored = next((s for s in service.rules.list(split_rule_id(rule_id)[0]) if s.rule.rule_id == rule_id), None)
+        symbol = checked("rule_id", split_rule_id, rule_id)
+        stored = next((s for s in service.rules.list(symbol) if s.rule.rule_id == rule_id), None)
         try:
             service.rules.remove(rule_id)
         except UnknownRuleError:

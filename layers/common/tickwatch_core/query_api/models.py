@@ -10,14 +10,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, WithJsonSchema
 
-from tickwatch_core.rules import RuleOptions, parse_options
+from tickwatch_core.rules import Condition, RuleOptions, parse_condition, parse_options
 
 Number = Annotated[Decimal, WithJsonSchema({"type": "number"})]
 OptionalNumber = Annotated[Decimal | None, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]})]
 
 
 class RuleIn(BaseModel):
-    """A rule, as `tickwatch rules add` takes it: a price threshold, or a change on the day."""
+    """A rule, as `tickwatch rules add` takes it: one of a price threshold, a change on the day, a
+    move within a window, or a moving-average cross; then its options."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -28,6 +29,14 @@ class RuleIn(BaseModel):
     ] = Field(default=None, description="the price level, greater than zero (or give change)")
     change: str | None = Field(
         default=None, description="or: the change from the day's open, like 3% or -2% (a day-change rule)"
+    )
+    move: str | None = Field(
+        default=None,
+        description="or: a move like 2% from the window's low (direction above) or high (below); give within",
+    )
+    within: str | None = Field(default=None, description="a move's window, whole minutes up to 4h, like 15m")
+    cross: str | None = Field(
+        default=None, description="or: a moving average the price crosses, like sma:20@1m or ema:50@5m"
     )
     cooldown: StrictInt | str | None = Field(
         default=None, description="seconds, or a duration like 15m: no re-arming until this long after an alert"
@@ -42,6 +51,18 @@ class RuleIn(BaseModel):
     hours: str | None = Field(default=None, description="alerts only inside these hours, like 09:30-16:00")
     tz: str | None = Field(default=None, description="the hours' IANA time zone, like America/New_York (default UTC)")
     weekdays: bool = Field(default=False, description="with hours: Monday to Friday only")
+
+    def condition(self, threshold: Decimal | str | None) -> Condition:
+        """What the rule watches, checked (raises RuleOptionError naming the field). `threshold` is
+        the body's own, digit for digit (pydantic's went through a float)."""
+        return parse_condition(
+            direction=self.direction,
+            threshold=threshold,
+            change=self.change,
+            move=self.move,
+            within=self.within,
+            cross=self.cross,
+        )
 
     def options(self, now: datetime) -> RuleOptions:
         """The re-arm margin and lifecycle, checked (raises RuleOptionError naming the field)."""
@@ -102,11 +123,17 @@ class AlertOut(BaseModel):
     alert_id: str
     rule_id: str
     symbol: str
-    kind: Literal["price", "change"]
+    kind: Literal["price", "change", "move", "cross"]
     direction: Literal["above", "below"]
     threshold: OptionalNumber = Field(description="a price rule's level")
     change: str | None = Field(description="a day-change rule's level, like +3%")
-    reference: OptionalNumber = Field(description="a day-change rule's open, the change is measured from")
+    move: str | None = Field(description="a move rule's size, like 2%")
+    within: str | None = Field(description="a move rule's window, like 15m")
+    cross: str | None = Field(description="a cross rule's average, like sma:20@1m")
+    reference: OptionalNumber = Field(
+        description="what the level was measured from: a day-change rule's open, a move rule's low "
+        "(moves up) or high (down) of the window, a cross rule's average"
+    )
     price: Number
     fired_at: datetime
     published_at: datetime
@@ -127,10 +154,13 @@ class HoursOut(BaseModel):
 class RuleOut(BaseModel):
     rule_id: str
     symbol: str
-    kind: Literal["price", "change"]
+    kind: Literal["price", "change", "move", "cross"]
     direction: Literal["above", "below"]
     threshold: OptionalNumber = Field(description="a price rule's level")
     change: str | None = Field(description="a day-change rule's level, like +3%")
+    move: str | None = Field(description="a move rule's size, like 2% (direction above: up, below: down)")
+    within: str | None = Field(description="a move rule's window, like 15m")
+    cross: str | None = Field(description="a cross rule's average, like sma:20@1m")
     cooldown_seconds: int | None
     rearm: str | None = Field(description="the re-arm margin, like 0.5%")
     once: bool

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Context, Decimal
 from typing import Any
 
@@ -13,7 +13,14 @@ from tickwatch_core.intervals import OhlcvBar
 from tickwatch_core.items import StoredRule, parse_time
 from tickwatch_core.market import Quote
 from tickwatch_core.query_api.errors import invalid
-from tickwatch_core.rules import RuleKind, format_change, format_percent, rule_status
+from tickwatch_core.rules import (
+    RuleKind,
+    format_change,
+    format_decimal,
+    format_duration,
+    format_percent,
+    rule_status,
+)
 
 _PERCENT = Decimal("0.0001")
 _EXACT = Context(prec=60)
@@ -52,11 +59,17 @@ def bar_view(bar: OhlcvBar) -> dict[str, Any]:
 
 
 def alert_view(values: dict[str, Any]) -> dict[str, Any]:
+    within = values.get("within_seconds")
     return {
         "alert_id": values["alert_id"],
         "rule_id": values["rule_id"],
         "symbol": values["symbol"],
-        **_level(values.get("rule_kind", RuleKind.PRICE.value), values["threshold"]),
+        **_level(
+            RuleKind(values.get("rule_kind", RuleKind.PRICE.value)),
+            values["threshold"],
+            timedelta(seconds=int(within)) if within else None,
+            values.get("average"),
+        ),
         "direction": values["direction"],
         "reference": values.get("reference"),
         "price": values["price"],
@@ -65,11 +78,19 @@ def alert_view(values: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _level(kind: str, threshold: Decimal) -> dict[str, Any]:
-    """A price rule's threshold, or a day-change rule's percentage as text (+3%)."""
-    if kind == RuleKind.CHANGE.value:
-        return {"kind": kind, "threshold": None, "change": format_change(threshold)}
-    return {"kind": kind, "threshold": threshold, "change": None}
+def _level(kind: RuleKind, threshold: Decimal, window: timedelta | None, average: str | None) -> dict[str, Any]:
+    """The rule's level in the field of its kind: a price rule's threshold, a day change (+3%), a
+    move (2%) and its window (15m), or an average (sma:20@1m); the others are null."""
+    level: dict[str, Any] = {"kind": kind.value, "threshold": None, "change": None, "move": None, "within": None}
+    level["cross"] = average if kind is RuleKind.CROSS else None
+    if kind is RuleKind.CHANGE:
+        level["change"] = format_change(threshold)
+    elif kind is RuleKind.MOVE:
+        level["move"] = f"{format_decimal(threshold)}%"
+        level["within"] = format_duration(window) if window else None
+    elif kind is RuleKind.PRICE:
+        level["threshold"] = threshold
+    return level
 
 
 def rule_view(stored: StoredRule, *, now: datetime) -> dict[str, Any]:
@@ -78,7 +99,7 @@ def rule_view(stored: StoredRule, *, now: datetime) -> dict[str, Any]:
     return {
         "rule_id": rule.rule_id,
         "symbol": rule.symbol,
-        **_level(rule.kind.value, rule.threshold),
+        **_level(rule.kind, rule.threshold, rule.window, rule.average.text if rule.average else None),
         "direction": rule.direction.value,
         "cooldown_seconds": int(rule.cooldown.total_seconds()) if rule.cooldown else None,
         "rearm": format_percent(rule.rearm_margin) if rule.rearm_margin is not None else None,

@@ -1,4 +1,4 @@
-"""Threshold rules and the crossing decision: pure, no AWS.
+"""Alert rules and the crossing decision: pure, no AWS.
 
 Semantics (also in the README):
 
@@ -31,6 +31,26 @@ rule added during a session, the first trade after it was added). A new day or s
 new level, and its first trade (at the open, a change of 0 %) re-arms a rule whose level is above
 zero.
 
+Move rules (`kind` move; `threshold` the size of the move in percent, `window` how long): the
+window of a trade is the trades evaluated before it whose UTC minute is the trade's own minute or
+one of the minutes before it, `window` in all (within 15m: a trade at 10:07:30 looks at earlier
+trades stamped 09:53:00 to 10:07:59.999, so the two are always less than 15 minutes apart). Up
+(`above`): level = the window's lowest price × (1 + threshold / 100); down (`below`): level = its
+highest × (1 − threshold / 100); from there, as a price rule. A trade with an empty window is not
+evaluated. The window is kept as each minute's low and high, so the rule item stays small.
+
+Cross rules (`kind` cross; `average` like sma:20@1m): level = the average (SMA or EMA, the query
+API's definitions) of the closes of the last N bars of the interval that closed before the
+trade's interval; a bar closes when a trade of a later interval arrives. With fewer than N bars
+there is no level and the trade is not evaluated. A cross rule starts disarmed: a trade past the
+average on the other side arms it (as a re-arm, margin and cooldown included), so the first alert
+is a real cross. It starts from the stored bars before its first trade (the alerts function seeds
+`series`), then builds its bars from the trades it evaluates; a trade of an interval that already
+closed is compared with the average but changes no bar.
+
+Move and cross rules measure from every trade, also outside their trading hours: the hours decide
+when they may fire or re-arm, not what the window and the bars hold.
+
 Each quote update carries the sortable sequence key of the last tick it applied (`update_seq`). A
 rule remembers `state_seq`, the update that last changed its state; an update at or before it is
 skipped, which makes reprocessing a redelivered stream record a no-op. Updates that did not change
@@ -41,6 +61,7 @@ from __future__ import annotations
 
 from tickwatch_core.rules.decision import apply_update, apply_updates
 from tickwatch_core.rules.model import (
+    Condition,
     Direction,
     Firing,
     QuoteUpdate,
@@ -51,9 +72,18 @@ from tickwatch_core.rules.model import (
     RuleState,
     TradingHours,
     make_rule_id,
+    parse_condition,
     parse_options,
     rule_status,
     split_rule_id,
+)
+from tickwatch_core.rules.series import (
+    MAX_AVERAGE_PERIOD,
+    MAX_WINDOW,
+    BarSeries,
+    MovingAverage,
+    PriceWindow,
+    check_window,
 )
 from tickwatch_core.rules.text import (
     MAX_COOLDOWN,
@@ -69,17 +99,24 @@ from tickwatch_core.rules.text import (
     parse_expiry,
     parse_hours,
     parse_margin,
+    parse_move,
     parse_threshold,
     parse_zone,
     validate_symbol,
 )
 
 __all__ = [
+    "MAX_AVERAGE_PERIOD",
     "MAX_COOLDOWN",
     "MAX_REARM_MARGIN",
+    "MAX_WINDOW",
     "SYMBOL_PATTERN",
+    "BarSeries",
+    "Condition",
     "Direction",
     "Firing",
+    "MovingAverage",
+    "PriceWindow",
     "QuoteUpdate",
     "Rule",
     "RuleKind",
@@ -89,17 +126,20 @@ __all__ = [
     "TradingHours",
     "apply_update",
     "apply_updates",
+    "check_window",
     "format_change",
     "format_decimal",
     "format_duration",
     "format_percent",
     "make_rule_id",
     "parse_change",
+    "parse_condition",
     "parse_cooldown",
     "parse_duration",
     "parse_expiry",
     "parse_hours",
     "parse_margin",
+    "parse_move",
     "parse_options",
     "parse_threshold",
     "parse_zone",

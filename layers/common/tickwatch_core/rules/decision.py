@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from tickwatch_core.market import Trade
 from tickwatch_core.rules.model import Direction, Firing, QuoteUpdate, Rule, RuleKind, RuleState
+from tickwatch_core.rules.series import BarSeries, PriceWindow
 
 
 def apply_update(rule: Rule, state: RuleState, update: QuoteUpdate) -> tuple[RuleState, list[Firing]]:
@@ -17,18 +18,36 @@ def apply_update(rule: Rule, state: RuleState, update: QuoteUpdate) -> tuple[Rul
         return state, []
     armed, last_fired_at, ended = state.armed, state.last_fired_at, state.ended
     reference_day, reference_open = state.reference_day, state.reference_open
+    window, series = state.window, state.series
     firings: list[Firing] = []
     for index, trade in enumerate(update.trades):
         if ended:
             break
+        if rule.expires_at is not None and trade.at >= rule.expires_at:
+            continue
+        # Move and cross rules measure from every trade, inside their hours or not.
+        reference = None
+        if rule.kind is RuleKind.MOVE:
+            assert rule.window is not None
+            window = window or PriceWindow()
+            extremes = window.extremes_before(trade.at, rule.window)
+            if extremes is not None:
+                reference = extremes[0] if rule.direction is Direction.ABOVE else extremes[1]
+            window = window.with_trade(trade, rule.window)
+        elif rule.kind is RuleKind.CROSS:
+            assert rule.average is not None
+            series = (series or BarSeries()).at_trade(trade, rule.average)
+            reference = series.average(rule.average)
+            series = series.with_trade(trade, rule.average)
         if not rule.active_at(trade.at):
             continue
-        reference = None
         if rule.kind is RuleKind.CHANGE:
             day, reference = _day_open(rule, update, trade, reference_day, reference_open)
             if reference is None:
                 continue  # a trade of a day whose open this rule never saw: nothing to measure from
             reference_day, reference_open = day, reference
+        elif rule.kind is not RuleKind.PRICE and reference is None:
+            continue  # an empty window, or fewer bars than the average needs: nothing to measure
         level = rule.level_at(reference)
         if armed:
             if _on_firing_side(rule.direction, trade.price, level):
@@ -36,25 +55,19 @@ def apply_update(rule: Rule, state: RuleState, update: QuoteUpdate) -> tuple[Rul
                 armed, last_fired_at, ended = False, trade.at, rule.once
         elif _back_past(rule, trade.price, level) and _cooled_down(rule, last_fired_at, trade.at):
             armed = True
-    after = (armed, last_fired_at, ended, reference_day, reference_open)
-    if not firings and after == (
-        state.armed,
-        state.last_fired_at,
-        state.ended,
-        state.reference_day,
-        state.reference_open,
-    ):
-        return state, firings
-    changed = replace(
+    after = replace(
         state,
         armed=armed,
         last_fired_at=last_fired_at,
         ended=ended,
         reference_day=reference_day,
         reference_open=reference_open,
-        state_seq=update.update_seq,
+        window=window,
+        series=series,
     )
-    return changed, firings
+    if not firings and after == state:
+        return state, firings
+    return replace(after, state_seq=update.update_seq), firings
 
 
 def _day_open(

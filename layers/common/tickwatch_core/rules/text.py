@@ -85,6 +85,21 @@ def parse_change(text: str | Decimal) -> Decimal:
     return storable_decimal(value).normalize(_EXACT) if value else Decimal(0)
 
 
+def parse_move(text: str | Decimal) -> Decimal:
+    """A move rule's size: `"2%"` -> 2; above 0 and below 100 %. A Decimal is taken as the
+    percentage already. Raises ValueError."""
+    if isinstance(text, Decimal):
+        value = text
+    else:
+        found = _PERCENT.match(text)
+        if not found:
+            raise ValueError(f"move {text!r} is not a percentage like 2%")
+        value = Decimal(found.group(1))
+    if not 0 < value < 100:
+        raise ValueError(f"move {text} must be above 0% and below 100%")
+    return storable_decimal(value).normalize(_EXACT)
+
+
 def format_change(percent: Decimal) -> str:
     """+3%, -2.5%, 0%."""
     sign = "+" if percent > 0 else ""
