@@ -139,7 +139,10 @@ def test_rules_add_list_remove(aws, deployed, capsys):
         (["rules", "add", "AAPL", "--below", "-5"], "threshold -5 must be a number greater than zero"),
         (["rules", "add", "AAPL", "--above", "lots"], "threshold 'lots' is not a number"),
         (["rules", "add", "AAPL", "--above", "200", "--rearm", "half"], "--rearm: re-arm margin 'half' is not a"),
-        (["rules", "add", "AAPL", "--above", "200", "--tz", "UTC"], "--tz: a time zone and weekdays only go with"),
+        (
+            ["rules", "add", "AAPL", "--above", "200", "--tz", "UTC"],
+            "--tz: a time zone, weekdays and holidays only go with",
+        ),
         (["rules", "add", "AAPL", "--above", "200", "--hours", "9-5"], "--hours: hours '9-5' are not like 09:30-16:00"),
         (["rules", "add", "AAPL", "--above", "200", "--expires", "2020-01-01T00:00Z"], "--expires: expiry 2020-01-01"),
         (["rules", "add", "AAPL", "--below", "0"], "--below: threshold 0 must be"),
@@ -375,11 +378,24 @@ def test_api_key_of_a_stack_without_the_query_api_says_to_redeploy(aws, deployed
 def test_rules_add_with_options_says_them_and_the_listing_shows_them(aws, deployed, capsys):
     argv = ["rules", "add", "NVDA", "--above", "150", "--rearm", "0.5%", "--once", "--for", "7d"]
     assert (
-        tickwatch(aws, *argv, "--hours", "09:30-16:00", "--tz", "America/New_York", "--weekdays", "--stack", STACK) == 0
+        tickwatch(
+            aws,
+            *argv,
+            "--hours",
+            "09:30-16:00",
+            "--tz",
+            "America/New_York",
+            "--weekdays",
+            "--holidays",
+            "NYSE",
+            "--stack",
+            STACK,
+        )
+        == 0
     )
     added = capsys.readouterr().out
     assert "added rule NVDA-above-150 (NVDA above 150, re-arm 0.5%, once, until " in added
-    assert "09:30-16:00 America/New_York on weekdays); it is armed" in added
+    assert "09:30-16:00 America/New_York on weekdays, not on NYSE holidays); it is armed" in added
     assert tickwatch(aws, "rules", "list", "NVDA", "--stack", STACK) == 0
     (row,) = capsys.readouterr().out.splitlines()[1:]
     assert "re-arm 0.5%, once, until " in row

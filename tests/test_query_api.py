@@ -643,13 +643,20 @@ def test_a_rule_with_every_option_is_stored_and_listed_with_them(api):
         "hours": "09:30-16:00",
         "tz": "America/New_York",
         "weekdays": True,
+        "holidays": "nyse",
     }
     answer = call(api, "POST", "/rules", body=body)
     assert answer.status == 201, answer.text
     rule = answer.json
     assert (rule["rearm"], rule["once"], rule["status"], rule["armed"]) == ("0.5%", True, "armed", True)
     assert rule["expires_at"] == "2026-11-27T00:00:00Z"  # the API's clock (2026-11-20) plus 7 days
-    assert rule["hours"] == {"start": "09:30", "end": "16:00", "tz": "America/New_York", "weekdays": True}
+    assert rule["hours"] == {
+        "start": "09:30",
+        "end": "16:00",
+        "tz": "America/New_York",
+        "weekdays": True,
+        "holidays": "NYSE",
+    }
     api.service.clock = lambda: DAY + timedelta(days=9)
     (listed,) = call(api, "GET", "/rules").json["rules"]
     assert (listed["rule_id"], listed["status"]) == ("AAPL-above-230", "expired")
@@ -678,6 +685,7 @@ def test_a_plain_rule_has_no_options(api):
         ({"hours": "9-5"}, "hours", "not like 09:30-16:00"),
         ({"hours": "09:30-16:00", "tz": "Mars/Olympus"}, "tz", "IANA time zone"),
         ({"weekdays": True}, "hours", "only go with hours"),
+        ({"hours": "09:30-16:00", "holidays": "MOON"}, "holidays", "not a market calendar like NYSE"),
         ({"tz": "UTC"}, "tz", "only go with hours"),
     ],
 )

@@ -13,6 +13,7 @@ from tickwatch_core.rules import (
     Direction,
     QuoteUpdate,
     Rule,
+    RuleOptionError,
     RuleState,
     TradingHours,
     apply_update,
@@ -20,6 +21,7 @@ from tickwatch_core.rules import (
     parse_expiry,
     parse_hours,
     parse_margin,
+    parse_options,
     parse_zone,
 )
 
@@ -184,3 +186,48 @@ def test_a_time_zone_must_be_an_iana_name():
     assert parse_zone("America/New_York") == "America/New_York"
     with pytest.raises(ValueError, match="IANA"):
         parse_zone("EST5EDT-ish")
+
+
+# --- market holidays ----------------------------------------------------------------------------
+
+
+def test_no_session_on_the_market_s_holidays_and_the_next_day_trades_as_usual():
+    hours = replace(NEW_YORK_SESSION, holidays="NYSE")
+    rule = replace(ABOVE_200, hours=hours)
+    thanksgiving = datetime(2026, 11, 26, 15, 0, tzinfo=UTC)  # a Thursday, 10:00 in New York
+    friday = thanksgiving + timedelta(days=1)
+    assert hours.session_of(thanksgiving) is None
+    assert hours.session_of(friday) == friday.date()
+    assert fired(rule, series("210", start=thanksgiving), series("205", start=friday, seq=2)) == ["205"]
+    # Without the calendar, Thanksgiving is a weekday like another.
+    assert fired(replace(ABOVE_200, hours=NEW_YORK_SESSION), series("210", start=thanksgiving)) == ["210"]
+
+
+def test_an_overnight_session_belongs_to_its_start_day_s_calendar():
+    hours = TradingHours(time(18, 0), time(17, 0), "America/New_York", holidays="CME")
+    # 2026-12-25 is a CME holiday: the session that would start Christmas evening has no trades,
+    # nor do the small hours after it; the evening of the 24th belongs to the 24th.
+    christmas_evening = datetime(2026, 12, 25, 23, 30, tzinfo=UTC)  # 18:30 in New York
+    assert hours.session_of(christmas_evening) is None
+    assert hours.session_of(christmas_evening + timedelta(hours=6)) is None
+    assert hours.session_of(christmas_evening - timedelta(days=1)) == datetime(2026, 12, 24).date()
+
+
+@pytest.mark.parametrize(
+    ("options", "field", "message"),
+    [
+        ({"hours": "09:30-16:00", "holidays": "MOON"}, "holidays", "not a market calendar like NYSE"),
+        ({"holidays": "NYSE"}, "holidays", "only go with hours"),
+    ],
+)
+def test_a_bad_calendar_names_the_holidays_field(options, field, message):
+    with pytest.raises(RuleOptionError) as error:
+        parse_options(now=T0, **options)
+    assert error.value.field == field
+    assert message in str(error.value)
+
+
+def test_a_calendar_code_is_read_in_any_case_and_described():
+    options = parse_options(now=T0, hours="09:30-16:00", zone="America/New_York", weekdays=True, holidays="xnys")
+    assert options.hours is not None
+    assert options.hours.describe() == "09:30-16:00 America/New_York on weekdays, not on XNYS holidays"

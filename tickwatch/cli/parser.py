@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--hours", metavar="HH:MM-HH:MM", help="alerts only inside these hours, like 09:30-16:00")
     add.add_argument("--tz", metavar="ZONE", help="the hours' IANA time zone, like America/New_York (default UTC)")
     add.add_argument("--weekdays", action="store_true", help="with --hours: Monday to Friday only")
+    add.add_argument(
+        "--holidays", metavar="MARKET", help="with --hours: no alerts on this market's holidays, like NYSE or XLON"
+    )
     add.add_argument("--table", help="market table (default: the stack's MarketTableName)")
     listing = rule_commands.add_parser(
         "list", parents=[aws], help="list rules", description="List rules and their state."

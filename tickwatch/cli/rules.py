@@ -48,6 +48,7 @@ def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
             hours=args.hours,
             zone=args.tz,
             weekdays=args.weekdays,
+            holidays=args.holidays,
         )
     except RuleOptionError as error:
         option = level_option if error.field in _LEVEL_FIELDS else error.field

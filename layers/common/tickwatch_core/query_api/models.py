@@ -51,6 +51,9 @@ class RuleIn(BaseModel):
     hours: str | None = Field(default=None, description="alerts only inside these hours, like 09:30-16:00")
     tz: str | None = Field(default=None, description="the hours' IANA time zone, like America/New_York (default UTC)")
     weekdays: bool = Field(default=False, description="with hours: Monday to Friday only")
+    holidays: str | None = Field(
+        default=None, description="with hours: no alerts on this market's holidays, like NYSE, XNAS, LSE, JPX"
+    )
 
     def condition(self, threshold: Decimal | str | None) -> Condition:
         """What the rule watches, checked (raises RuleOptionError naming the field). `threshold` is
@@ -75,6 +78,7 @@ class RuleIn(BaseModel):
             hours=self.hours,
             zone=self.tz,
             weekdays=self.weekdays,
+            holidays=self.holidays,
         )
 
 
@@ -149,6 +153,7 @@ class HoursOut(BaseModel):
     end: str
     tz: str
     weekdays: bool
+    holidays: str | None = Field(description="the market whose holidays have no session, like NYSE")
 
 
 class RuleOut(BaseModel):

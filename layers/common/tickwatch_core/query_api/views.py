@@ -112,6 +112,7 @@ def rule_view(stored: StoredRule, *, now: datetime) -> dict[str, Any]:
             "end": f"{hours.end:%H:%M}",
             "tz": hours.zone,
             "weekdays": hours.weekdays_only,
+            "holidays": hours.holidays,
         },
         "armed": state.armed,
         "status": rule_status(rule, state, now),

@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tickwatch_core.market import Trade
+from tickwatch_core.rules.calendars import check_market, is_holiday
 from tickwatch_core.rules.series import BarSeries, MovingAverage, PriceWindow, check_window
 from tickwatch_core.rules.text import (
     _EXACT,
@@ -46,12 +47,14 @@ class RuleKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class TradingHours:
     """When a rule may fire: from `start` to `end`, wall-clock times in `zone` (daylight saving
-    followed), optionally on weekdays only. An `end` before `start` runs past midnight."""
+    followed), optionally on weekdays only and not on a market's holidays. An `end` before `start`
+    runs past midnight."""
 
     start: time
     end: time
     zone: str
     weekdays_only: bool = False
+    holidays: str | None = None  # a market calendar (NYSE): no session on its holidays
 
     def contains(self, moment: datetime) -> bool:
         return self.session_of(moment) is not None
@@ -66,11 +69,14 @@ class TradingHours:
             inside = True
         else:  # the small hours belong to the session that started the evening before
             inside, day = clock < self.end, day - timedelta(days=1)
-        return day if inside and (not self.weekdays_only or day.weekday() < 5) else None
+        if not inside or (self.weekdays_only and day.weekday() >= 5):
+            return None
+        return None if self.holidays is not None and is_holiday(self.holidays, day) else day
 
     def describe(self) -> str:
         days = " on weekdays" if self.weekdays_only else ""
-        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.zone}{days}"
+        closed = f", not on {self.holidays} holidays" if self.holidays else ""
+        return f"{self.start:%H:%M}-{self.end:%H:%M} {self.zone}{days}{closed}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,10 +297,11 @@ def parse_options(
     hours: str | None = None,
     zone: str | None = None,
     weekdays: bool = False,
+    holidays: str | None = None,
 ) -> RuleOptions:
     """The options as the CLI (`--rearm 0.5% --once --expires T | --for 7d --hours 09:30-16:00
-    --tz ZONE --weekdays`) and the API (`rearm`, `once`, `expires`, `for`, `hours`, `tz`,
-    `weekdays`) take them. Raises RuleOptionError naming the option."""
+    --tz ZONE --weekdays --holidays NYSE`) and the API (`rearm`, `once`, `expires`, `for`, `hours`,
+    `tz`, `weekdays`, `holidays`) take them. Raises RuleOptionError naming the option."""
 
     def check(field: str, parse: Callable[[], Any]) -> Any:
         try:
@@ -313,10 +320,12 @@ def parse_options(
     trading_hours = None
     if hours is not None:
         start, end = check("hours", lambda: parse_hours(hours))
-        trading_hours = TradingHours(start, end, check("tz", lambda: parse_zone(zone or "UTC")), weekdays)
-    elif zone is not None or weekdays:
+        market = check("holidays", lambda: check_market(holidays)) if holidays is not None else None
+        trading_hours = TradingHours(start, end, check("tz", lambda: parse_zone(zone or "UTC")), weekdays, market)
+    elif zone is not None or weekdays or holidays is not None:
         raise RuleOptionError(
-            "hours" if weekdays else "tz", "a time zone and weekdays only go with hours, like 09:30-16:00"
+            "tz" if zone is not None else "holidays" if holidays is not None else "hours",
+            "a time zone, weekdays and holidays only go with hours, like 09:30-16:00",
         )
     return RuleOptions(margin, once, expires_at, trading_hours)
 
