@@ -2,7 +2,7 @@
 // newest first, each once (history and socket overlap after a reconnect).
 
 import { scheduleFrame } from './frames.js';
-import { formatUtcTime } from './format.js';
+import { formatUtcTime, percentBetween, roundDecimal } from './format.js';
 
 const MAX_SHOWN = 200;
 
@@ -68,6 +68,7 @@ function alertEntry(alert) {
   const item = document.createElement('li');
   item.className = 'alert';
   item.dataset.alertId = alert.alert_id;
+  item.dataset.kind = alert.kind;
   item.dataset.direction = alert.direction;
 
   const time = document.createElement('time');
@@ -81,12 +82,32 @@ function alertEntry(alert) {
 
   const text = document.createElement('span');
   text.className = 'alert-text';
-  // A day-change rule's level is a percentage from the open (reference), not a price.
-  text.textContent =
-    alert.kind === 'change'
-      ? `${alert.direction === 'above' ? 'rose' : 'fell'} ${alert.change} on the day at ${alert.price} (open ${alert.reference})`
-      : `crossed ${alert.direction} ${alert.threshold} at ${alert.price}`;
+  text.textContent = alertText(alert);
 
   item.append(time, symbol, text);
   return item;
+}
+
+/** What happened, in the words of the alert's e-mail (after the symbol): the level and what it was measured from. */
+function alertText(alert) {
+  switch (alert.kind) {
+    case 'change':
+      // A day-change rule's level is a percentage from the open (reference), not a price.
+      return `${alert.direction === 'above' ? 'rose' : 'fell'} ${alert.change} on the day at ${alert.price} (open ${alert.reference})`;
+    case 'move': {
+      // The reference is the window's low (a move up) or high (a move down).
+      const way = alert.direction === 'above' ? 'up' : 'down';
+      return `moved ${way} ${percentBetween(alert.reference, alert.price)} % within ${alert.within}, from ${alert.reference} to ${alert.price}`;
+    }
+    case 'cross':
+      return `crossed ${alert.direction} its ${averageName(alert.cross)} (${roundDecimal(alert.reference, 4)}) at ${alert.price}`;
+    default:
+      return `crossed ${alert.direction} ${alert.threshold} at ${alert.price}`;
+  }
+}
+
+/** "sma:20@1m" -> "SMA(20) of 1m bars". */
+function averageName(average) {
+  const found = /^(sma|ema):(\d+)@(\w+)$/i.exec(average ?? '');
+  return found ? `${found[1].toUpperCase()}(${found[2]}) of ${found[3]} bars` : `average ${average}`;
 }

@@ -50,3 +50,60 @@ export function formatDuration(seconds) {
   }
   return text || '0s';
 }
+
+// Exact decimal arithmetic on the API's number texts (BigInt), for the few numbers the page derives
+// from prices: rounded half to even, as the alert e-mails' Python Decimals are.
+
+/** "130.1234567" -> "130.1235" (places 4): rounded, without trailing zeros, as the e-mails write it. */
+export function roundDecimal(text, places) {
+  const value = parseDecimal(text);
+  if (!value) return text ?? '—';
+  const rounded = divideHalfEven(value.units * 10n ** BigInt(places), 10n ** BigInt(value.scale));
+  const fixed = scaledText(rounded, places);
+  return fixed.includes('.') ? fixed.replace(/0+$/, '').replace(/\.$/, '') : fixed;
+}
+
+/** The move from one price to another in percent of the first, unsigned, 2 decimals: "2.10". */
+export function percentBetween(fromText, toText) {
+  const from = parseDecimal(fromText);
+  const to = parseDecimal(toText);
+  if (!from || !to || from.units === 0n) return '—';
+  const scale = Math.max(from.scale, to.scale);
+  const widen = ({ units, scale: own }) => units * 10n ** BigInt(scale - own);
+  const difference = widen(to) - widen(from);
+  const size = difference < 0n ? -difference : difference;
+  const base = widen(from) < 0n ? -widen(from) : widen(from);
+  return scaledText(divideHalfEven(size * 100n * 100n, base), 2);
+}
+
+/** A JSON number's text as {units, scale}, its value units / 10^scale: "130.25" -> {13025n, 2}, "1.5E+2" -> {150n, 0}. */
+function parseDecimal(text) {
+  const found = /^([+-]?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(String(text ?? '').trim());
+  if (!found) return null;
+  const [, sign, whole, fraction = '', exponent = '0'] = found;
+  let units = BigInt(whole + fraction);
+  let scale = fraction.length - Number(exponent);
+  if (scale < 0) {
+    units *= 10n ** BigInt(-scale);
+    scale = 0;
+  }
+  return { units: sign === '-' ? -units : units, scale };
+}
+
+/** numerator / denominator (> 0), rounded to the nearest integer, ties to even. */
+function divideHalfEven(numerator, denominator) {
+  const negative = numerator < 0n;
+  const size = negative ? -numerator : numerator;
+  let quotient = size / denominator;
+  const twice = 2n * (size % denominator);
+  if (twice > denominator || (twice === denominator && quotient % 2n === 1n)) quotient += 1n;
+  return negative ? -quotient : quotient;
+}
+
+/** 21n, 2 -> "0.21": an integer count of 10^-places as text with `places` decimals. */
+function scaledText(units, places) {
+  const negative = units < 0n;
+  const digits = (negative ? -units : units).toString().padStart(places + 1, '0');
+  const whole = places ? `${digits.slice(0, -places)}.${digits.slice(-places)}` : digits;
+  return negative ? `-${whole}` : whole;
+}

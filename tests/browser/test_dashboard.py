@@ -1,12 +1,14 @@
 """The live dashboard in a real browser (Debian's chromium, driven by Playwright) against the local
 stack: tiles equal to `tickwatch quotes`, candles in the chart, a rule added in the rules panel that
-then fires into the alert feed, and a clear message for a wrong key. Screenshots are saved in
-test-artifacts/browser/."""
+then fires into the alert feed, move and cross rules with trading hours added and listed in words,
+their alerts in the feed in the e-mail's words, and a clear message for a wrong key. Screenshots are
+saved in test-artifacts/browser/."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import re
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -26,6 +28,9 @@ from tickwatch_core.rules import Direction, make_rule_id
 SYMBOLS = {"AAPL": Decimal("190.00"), "MSFT": Decimal("410.00"), "NVDA": Decimal("140.00")}
 HISTORY = timedelta(minutes=90)
 VIEWPORT = {"width": 1440, "height": 900}
+NARROW_VIEWPORT = {"width": 900, "height": 900}  # the one-column layout
+# The browser's zone, which the rules panel offers for trading hours: not UTC, so the default shows.
+BROWSER_ZONE = "Asia/Tokyo"
 
 
 class Feed:
@@ -91,7 +96,7 @@ def _cli_reaches_the_local_stack(local, monkeypatch):
 def page(browser, local):
     stack, _ = local
     names = stack.names()
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=VIEWPORT, timezone_id=BROWSER_ZONE)
     page = context.new_page()
     page.problems = []  # console errors, page errors and content security policy violations
     page.on("console", lambda message: message.type == "error" and page.problems.append(message.text))
@@ -217,6 +222,177 @@ def test_a_rule_added_in_the_panel_fires_into_the_alert_feed(page, local, artifa
     page.screenshot(path=artifacts / "dashboard-rules.png")
 
 
+def rule_form(page):
+    """The rules form, emptied (as after an added rule) with `kind` chosen."""
+    form = page.locator("[data-rules-form]")
+    form.evaluate("form => form.reset()")
+    return form
+
+
+def choose_kind(form, kind: str) -> None:
+    form.locator("[name=kind]").select_option(kind)
+
+
+def test_move_and_cross_rules_with_hours_are_added_and_listed_in_words(page, artifacts):
+    form = rule_form(page)
+    choose_kind(form, "move")
+    # A move reads up/down; its window is asked for only now.
+    assert form.locator("[name=direction] option").all_inner_texts() == ["up", "down"]
+    assert form.locator("[name=within]").is_visible()
+    form.locator("[name=symbol]").fill("msft")
+    form.locator("[name=direction]").select_option("below")
+    form.locator("[name=threshold]").fill("2")  # the panel adds the %
+    form.locator("[name=within]").fill("15")  # and the minutes
+    form.locator("[name=hours]").fill("09:30-16:00")
+    form.locator("[name=tz]").fill("America/New_York")
+    form.locator("[name=weekdays]").check()
+    form.locator("[name=holidays]").fill("nyse")
+    form.locator("[type=submit]").click()
+    move = page.wait_for_selector("[data-rule-id='MSFT-move-down-2pct-15m']")
+    assert move.query_selector(".rule-condition").inner_text() == "down 2% within 15m"
+    assert "09:30–16:00 America/New_York, weekdays, not on NYSE holidays" in move.inner_text()
+
+    choose_kind(form, "cross")
+    assert form.locator("[name=direction] option").all_inner_texts() == ["above", "below"]
+    assert not form.locator("[name=within]").is_visible()
+    # Hours are wall-clock times: the zone offered is the browser's.
+    assert form.locator("[name=tz]").input_value() == BROWSER_ZONE
+    form.locator("[name=symbol]").fill("NVDA")
+    form.locator("[name=direction]").select_option("above")
+    form.locator("[name=threshold]").fill("sma:20@1m")
+    form.locator("[name=hours]").fill("22:00 – 06:00")
+    form.locator("[type=submit]").click()
+    cross = page.wait_for_selector("[data-rule-id='NVDA-cross-above-sma20-1m']")
+    assert cross.query_selector(".rule-condition").inner_text() == "crosses above sma:20@1m"
+    assert f"22:00–06:00 {BROWSER_ZONE}" in cross.inner_text()
+    assert "weekdays" not in cross.inner_text()
+    # The form is ready for the next rule: a price, the browser's zone again.
+    assert form.locator("[name=kind]").input_value() == "price"
+    assert form.locator("[name=tz]").input_value() == BROWSER_ZONE
+    page.screenshot(path=artifacts / "dashboard-rule-kinds.png")
+    page.set_viewport_size(NARROW_VIEWPORT)
+    try:
+        page.locator(".rules-panel").screenshot(path=artifacts / "rules-panel-narrow.png")
+    finally:
+        page.set_viewport_size(VIEWPORT)
+
+
+# (condition, level, more fields, the field whose error shows, words in it)
+BAD_RULES = {
+    "a window longer than 4h": ("move", "1%", {"within": "5h"}, "within", "4h"),
+    "a move without its window": ("move", "1%", {}, "within", "window"),
+    "an average of one bar": ("cross", "sma:1@1m", {}, "threshold", "period"),
+    "hours that are not times": ("price", "100", {"hours": "9-17"}, "hours", "09:30-16:00"),
+    "an unknown zone": ("price", "100", {"hours": "09:30-16:00", "tz": "Mars/Olympus"}, "tz", "IANA"),
+    "weekdays without hours": ("change", "3%", {"weekdays": True}, "hours", "hours"),
+    "an unknown market calendar": ("price", "100", {"hours": "09:30-16:00", "holidays": "MOON"}, "holidays", "NYSE"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_RULES.values(), ids=BAD_RULES.keys())
+def test_a_bad_rule_shows_the_apis_message_under_its_field(page, artifacts, case):
+    kind, level, more, field, words = case
+    form = rule_form(page)
+    choose_kind(form, kind)
+    form.locator("[name=symbol]").fill("MSFT")
+    form.locator("[name=threshold]").fill(level)
+    for name, value in more.items():
+        if value is True:
+            form.locator(f"[name={name}]").check()
+        else:
+            form.locator(f"[name={name}]").fill(value)
+    form.locator("[type=submit]").click()
+    error = page.locator(f"[data-error-for={field}]")
+    error.wait_for(state="visible")
+    assert words in error.inner_text()
+    assert form.locator(f"[name={field}]").get_attribute("aria-invalid") == "true"
+    assert page.locator("[data-role=form-error]").is_hidden()
+    if field == "within":
+        page.locator(".rules-panel").screenshot(path=artifacts / "rules-within-error.png")
+
+
+def email_of(stack: LocalStack, rule_id: str) -> str:
+    """The first line of the e-mail the rule's alert sent (the local inbox saves what SNS sends)."""
+
+    def first_line() -> str | None:
+        for alert in list(stack.inbox.received):
+            if re.search(rf"^Rule:\s+{re.escape(rule_id)}$", alert.body, re.MULTILINE):
+                return alert.body.splitlines()[0]
+        return None
+
+    line = wait_until(first_line, timeout=20)
+    assert line, f"no e-mail for {rule_id}"
+    return line
+
+
+def same_numbers(text: str) -> str:
+    """`text` with every decimal number without trailing zeros: 187.30 and 187.3 are one price."""
+    return re.sub(r"\d+\.\d+", lambda number: format(Decimal(number[0]).normalize(), "f"), text)
+
+
+def shown_alert_of(page, stack: LocalStack, rule_id: str):
+    """The feed's entry of the rule's (one) alert, once the alert is stored and shown."""
+    assert wait_until(lambda: [a for a in stored_alerts(stack) if a["rule_id"] == rule_id], timeout=30)
+    (fired,) = [a for a in stored_alerts(stack) if a["rule_id"] == rule_id]
+    return page.wait_for_selector(f"[data-alert-id='{fired['alert_id']}']", timeout=20_000)
+
+
+def test_a_move_alert_is_shown_in_the_words_of_its_email(page, local, artifacts):
+    stack, feed = local
+    form = rule_form(page)
+    choose_kind(form, "move")
+    form.locator("[name=symbol]").fill("AAPL")
+    form.locator("[name=direction]").select_option("above")
+    form.locator("[name=threshold]").fill("0.5%")
+    form.locator("[name=within]").fill("1m")
+    form.locator("[type=submit]").click()
+    rule_id = "AAPL-move-up-0.5pct-1m"
+    page.wait_for_selector(f"[data-rule-id='{rule_id}']")
+
+    # Below anything of the last minutes, then 1 % up from there.
+    low = (cli_quotes(stack)["AAPL"] * Decimal("0.98")).quantize(Decimal("0.01"))
+    high = (low * Decimal("1.01")).quantize(Decimal("0.01"))
+    for price in (low, high):
+        feed.send({"symbol": "AAPL", "price": price, "timestamp": _now(), "volume": 100})
+    feed.writer.close()
+    alert = shown_alert_of(page, stack, rule_id)
+    assert alert.get_attribute("data-kind") == "move"
+    shown = f"AAPL {alert.query_selector('.alert-text').inner_text()}"
+    assert shown == f"AAPL moved up {(high - low) / low * 100:.2f} % within 1m, from {low} to {high}"
+    # The e-mail's words; it writes its prices without trailing zeros, the page as the API gives them.
+    assert same_numbers(shown) == same_numbers(email_of(stack, rule_id).split(": at least")[0])
+    page.locator(".alerts-panel").screenshot(path=artifacts / "alert-move.png")
+
+
+def test_a_cross_alert_is_shown_in_the_words_of_its_email(page, local, artifacts):
+    stack, feed = local
+    form = rule_form(page)
+    choose_kind(form, "cross")
+    form.locator("[name=symbol]").fill("NVDA")
+    form.locator("[name=direction]").select_option("above")
+    form.locator("[name=threshold]").fill("sma:2@1m")
+    form.locator("[type=submit]").click()
+    rule_id = "NVDA-cross-above-sma2-1m"
+    row = page.wait_for_selector(f"[data-rule-id='{rule_id}']")
+    # A cross rule waits for the price on the other side of its average first.
+    assert row.query_selector(".rule-state").inner_text() == "not armed"
+
+    # Far below the average of the last two minutes (arms it), then far above (fires it).
+    price = cli_quotes(stack)["NVDA"]
+    for factor in ("0.9", "1.1"):
+        level = (price * Decimal(factor)).quantize(Decimal("0.01"))
+        feed.send({"symbol": "NVDA", "price": level, "timestamp": _now(), "volume": 100})
+    feed.writer.close()
+    alert = shown_alert_of(page, stack, rule_id)
+    assert alert.get_attribute("data-kind") == "cross"
+    shown = f"NVDA {alert.query_selector('.alert-text').inner_text()}"
+    assert re.fullmatch(r"NVDA crossed above its SMA\(2\) of 1m bars \([0-9.]+\) at [0-9.]+", shown), shown
+    # The e-mail's sentence, which says ", trading at" where the feed's short line says "at".
+    email = email_of(stack, rule_id).replace("), trading at ", ") at ").removesuffix(".")
+    assert same_numbers(shown) == same_numbers(email)
+    page.screenshot(path=artifacts / "dashboard-alert-kinds.png")
+
+
 def stored_alerts(stack: LocalStack) -> list[dict]:
     dynamodb = stack.session.client("dynamodb")
     found = dynamodb.scan(TableName=stack.names()["MarketTableName"])["Items"]
@@ -237,7 +413,7 @@ def test_a_dropped_connection_reconnects_and_subscribes_again(page, local):
 
 
 def test_no_console_errors_or_policy_violations(page):
-    # Chromium logs every non-2xx fetch; the one 422 is the rule the test above made invalid.
+    # Chromium logs every non-2xx fetch; the 422s are the invalid rules the tests above sent on purpose.
     expected = "Failed to load resource: the server responded with a status of 422"
     assert [problem for problem in page.problems if not problem.startswith(expected)] == []
 
