@@ -469,3 +469,13 @@ def test_a_cross_rule_with_too_few_stored_bars_waits_for_its_own(market):
     # 14:34: EMA 2/3 × 115 + 1/3 × 96.67 = 108.89; 80 crosses below
     (message,) = market.messages()
     assert trigger_price(message) == "80"
+
+
+def test_a_cross_alert_keeps_its_average_to_six_decimals(market):
+    market.rules.add("NVDA", "above", 0, kind=RuleKind.CROSS, average=MovingAverage.parse("sma:3@1m"))
+    # 9 is below the closes 10, 11, 11 (10.667): armed; 11 is above 11, 11, 9 (31 / 3): fires.
+    market.trade("NVDA", 10, 11, 11, 9, 11, step=60)
+    (alert,) = market.history()
+    assert alert["reference"] == Decimal("10.333333")  # not 10.33333333333333333333333333
+    (message,) = market.messages()
+    assert "its SMA(3) of 1m bars (10.3333), trading at 11." in message["Message"]

@@ -185,7 +185,7 @@ def _move_message(firing: Firing) -> tuple[str, str]:
 
 
 def _cross_message(firing: Firing) -> tuple[str, str]:
-    """A cross alert, in words: "NVDA crossed above its SMA(20) of 1m bars (130.12) at 130.5"."""
+    """A cross alert, in words: "NVDA crossed above its SMA(20) of 1m bars (130.12), trading at 130.5"."""
     rule, average = firing.rule, firing.reference
     assert average is not None
     assert rule.average is not None

@@ -21,6 +21,7 @@ from decimal import Decimal
 from functools import cache
 from typing import Any
 
+from tickwatch_core.indicators import DECIMALS as INDICATOR_DECIMALS
 from tickwatch_core.market import Bar, Quote, Trade
 from tickwatch_core.rules import (
     BarSeries,
@@ -364,7 +365,7 @@ def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, re
             "rule_kind": firing.rule.kind.value if firing.rule.kind is not RuleKind.PRICE else None,
             "within_seconds": int(firing.rule.window.total_seconds()) if firing.rule.window else None,
             "average": firing.rule.average.text if firing.rule.average else None,
-            "reference": firing.reference,
+            "reference": _stored_reference(firing),
             "price": firing.price,
             "fired_at": format_timestamp(firing.at),
             "published_at": format_timestamp(published_at),
@@ -372,6 +373,14 @@ def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, re
             TTL_ATTRIBUTE: int((published_at + retention).timestamp()),
         }
     )
+
+
+def _stored_reference(firing: Firing) -> Decimal | None:
+    """What the level was measured from; a cross rule's average to the query API's indicator
+    precision (an EMA carries 28 digits, which no reader wants)."""
+    if firing.reference is None or firing.rule.kind is not RuleKind.CROSS:
+        return firing.reference
+    return firing.reference.quantize(Decimal(1).scaleb(-INDICATOR_DECIMALS)).normalize()
 
 
 def _alert_sort_suffix(firing: Firing) -> str:
