@@ -458,7 +458,22 @@ def test_a_cross_rule_starts_from_the_stored_bars_and_fires_on_a_real_cross(mark
     assert "NVDA crossed above its SMA(20) of 1m bars (109.5), trading at 109.5." in message["Message"]
     stored = market.rule("NVDA", "NVDA-cross-above-sma20-1m")
     assert stored["bars"]["closes"].split() == [str(100 + minute) for minute in range(20)]
-    assert (stored["bars"]["bar_close"], stored["bars"]["bar_start"]) == (Decimal("109.5"), "2026-11-20T14:30:00Z")
+    assert stored["bars"]["read_until"] == "2026-11-20T14:30:00Z"  # the 14:30 bar is still open
+
+
+def test_a_cross_rule_reads_each_stored_bar_once_and_writes_its_item_once_per_bar(market, aws):
+    market.rules.add("NVDA", "above", 0, kind=RuleKind.CROSS, average=MovingAverage.parse("sma:2@1m"))
+    dynamodb = aws.client("dynamodb")
+    counter = CallCounter().attach(dynamodb)
+    market.alerts_app.dispatcher.clients = clients_for(aws, dynamodb=dynamodb)
+    market.trade("NVDA", 100, 101)  # 14:30:00-01: the rule reads what is stored before 14:30
+    assert counter.count("dynamodb", "UpdateItem") == 1
+    queries = counter.count("dynamodb", "Query")
+    market.trade("NVDA", 102, 103)  # 14:30:02-03: the same minute: the rules' Query, nothing else
+    assert (counter.count("dynamodb", "Query"), counter.count("dynamodb", "UpdateItem")) == (queries + 1, 1)
+    market.trade("NVDA", 99, step=60)  # 14:34: the rules, then the 14:30 bar, read once
+    assert (counter.count("dynamodb", "Query"), counter.count("dynamodb", "UpdateItem")) == (queries + 3, 2)
+    assert [Decimal(c) for c in market.rule("NVDA", "NVDA-cross-above-sma2-1m")["bars"]["closes"].split()] == [103]
 
 
 def test_a_cross_rule_with_too_few_stored_bars_waits_for_its_own(market):

@@ -9,9 +9,11 @@ from decimal import Decimal
 import pytest
 
 from tickwatch_core import indicators
+from tickwatch_core.intervals import interval_start
 from tickwatch_core.market import Trade
 from tickwatch_core.rules import (
     BarSeries,
+    ClosedBar,
     Direction,
     MovingAverage,
     QuoteUpdate,
@@ -37,10 +39,25 @@ def minute_closes(*closes: str) -> list[Trade]:
     return [Trade(Decimal(close), T0 + timedelta(minutes=i)) for i, close in enumerate(closes)]
 
 
-def fired(rule: Rule, trades: list[Trade], state: RuleState | None = None) -> list[tuple[str, str]]:
-    """(price, average) of each firing, one trade per update."""
+def stored_bars(trades: list[Trade], average: MovingAverage) -> tuple[ClosedBar, ...]:
+    """The bars the processor stores for `trades` (aggregated to the interval): each interval's
+    close is its latest trade by time, the later one on a tie."""
+    closes: dict[datetime, tuple[datetime, Decimal]] = {}
+    for trade in trades:
+        start = interval_start(trade.at, average.length)
+        if start not in closes or trade.at >= closes[start][0]:
+            closes[start] = (trade.at, trade.price)
+    return tuple(ClosedBar(start, price) for start, (_, price) in sorted(closes.items()))
+
+
+def fired(
+    rule: Rule, trades: list[Trade], state: RuleState | None = None, bars: tuple[ClosedBar, ...] | None = None
+) -> list[tuple[str, str]]:
+    """(price, average) of each firing, one trade per update, with the bars stored for `trades`."""
+    assert rule.average is not None
     updates = [QuoteUpdate("NVDA", f"{i:04d}", (trade,)) for i, trade in enumerate(trades, 1)]
-    results = apply_updates(rule, state or RuleState(armed=rule.starts_armed), updates)
+    bars = stored_bars(trades, rule.average) if bars is None else bars
+    results = apply_updates(rule, state or RuleState(armed=rule.starts_armed), updates, bars)
     return [(str(f.price), str(f.reference)) for _, firings in results for f in firings]
 
 
@@ -85,70 +102,70 @@ def test_a_gap_has_no_bar_and_the_average_is_of_the_last_bars_that_exist():
     assert fired(ABOVE_SMA, trades) == [("20", "20")]
 
 
-def test_the_bar_s_close_is_its_latest_trade_by_time():
-    # The second minute's trades arrive 10:31:50 then 10:31:10: its close is 12 (the later time).
-    trades = [
-        Trade(Decimal(10), T0),
-        Trade(Decimal(12), T0 + timedelta(minutes=1, seconds=50)),
-        Trade(Decimal(99), T0 + timedelta(minutes=1, seconds=10)),
-        Trade(Decimal(11), T0 + timedelta(minutes=2)),
-        Trade(Decimal(1), T0 + timedelta(minutes=3)),
-    ]
-    state = RuleState(armed=False)
-    for i, trade in enumerate(trades):
-        state, _ = apply_update(ABOVE_SMA, state, QuoteUpdate("NVDA", f"{i:03d}", (trade,)))
-    assert state.series is not None
-    assert state.series.closes == (Decimal(10), Decimal(12), Decimal(11))
+def test_the_average_is_of_the_stored_bars():
+    # The rule reads the closes the processor stored, which may hold trades it never evaluated
+    # (late ones, or before it was added): over stored closes of 20, 12 is no cross.
+    trades = minute_closes("10", "10", "10", "9", "12")
+    bars = tuple(ClosedBar(T0 + timedelta(minutes=i), Decimal(20)) for i in range(4))
+    assert fired(ABOVE_SMA, trades, bars=bars) == []
+    assert fired(ABOVE_SMA, trades) == [("12", str(Decimal(29) / 3))]
 
 
-def test_a_late_trade_of_a_closed_bar_is_compared_but_changes_no_bar():
+def test_a_late_trade_of_a_bar_already_read_is_compared_but_changes_no_bar():
     trades = minute_closes("10", "10", "10", "9")
-    trades.append(Trade(Decimal(50), T0 + timedelta(minutes=1, seconds=30)))  # late, for 14:31
-    assert fired(ABOVE_SMA, trades) == [("50", "10")]
+    bars = stored_bars(trades, SMA_3)
+    late = Trade(Decimal(50), T0 + timedelta(minutes=1, seconds=30))  # for 14:31, read at 14:33
+    assert fired(ABOVE_SMA, [*trades, late], bars=bars) == [("50", "10")]
     state = RuleState(armed=False)
-    for i, trade in enumerate(trades):
-        state, _ = apply_update(ABOVE_SMA, state, QuoteUpdate("NVDA", f"{i:03d}", (trade,)))
+    for i, trade in enumerate([*trades, late]):
+        state, _ = apply_update(ABOVE_SMA, state, QuoteUpdate("NVDA", f"{i:03d}", (trade,)), bars)
     assert state.series is not None
     assert state.series.closes == (Decimal(10), Decimal(10), Decimal(10))
+    assert state.series.read_until == T0 + timedelta(minutes=3)
+
+
+def test_the_state_changes_once_per_bar_not_per_trade():
+    at = T0 + timedelta(minutes=3)
+    trades = [*minute_closes("10", "10", "10"), *(Trade(Decimal("10.5"), at + timedelta(seconds=s)) for s in (1, 2))]
+    bars = stored_bars(trades, SMA_3)
+    first, _ = apply_update(ABOVE_SMA, RuleState(armed=False), QuoteUpdate("NVDA", "001", tuple(trades[:4])), bars)
+    second, firings = apply_update(ABOVE_SMA, first, QuoteUpdate("NVDA", "002", (trades[4],)), bars)
+    assert (second, firings) == (first, [])  # same minute, above the average, not armed: nothing to save
 
 
 def test_the_ema_is_the_query_api_s_from_the_same_closes():
-    ema = MovingAverage("ema", 4, "5m")
     closes = [Decimal(c) for c in ("100", "101.5", "99.25", "102", "103.75", "101", "98.5", "104", "105.25")]
-    series = BarSeries.seeded(closes, ema)
-    expected = indicators.ema([float(c) for c in closes], 4)[-1]
-    assert series.average(ema) is not None
-    assert float(series.average(ema)) == pytest.approx(expected, abs=1e-9)
-    sma = MovingAverage("sma", 4, "5m")
-    assert float(BarSeries.seeded(closes, sma).average(sma)) == pytest.approx(
-        indicators.sma([float(c) for c in closes], 4)[-1]
-    )
+    bars = [ClosedBar(T0 + timedelta(minutes=5 * i), close) for i, close in enumerate(closes)]
+    after_the_last = T0 + timedelta(minutes=5 * len(closes))
+    for name, computed in (("ema", indicators.ema), ("sma", indicators.sma)):
+        average = MovingAverage(name, 4, "5m")
+        value = BarSeries().closed_before(after_the_last, bars, average).average(average)
+        assert value is not None
+        assert float(value) == pytest.approx(computed([float(c) for c in closes], 4)[-1], abs=1e-9)
 
 
-def test_bars_of_an_interval_close_on_its_boundaries():
-    five = MovingAverage("sma", 2, "5m")
-    rule = replace(ABOVE_SMA, average=five)
-    # 14:30-14:35 closes 10 (14:34), 14:35-14:40 closes 12 (14:39): at 14:40 the average is 11.
+def test_bars_of_a_longer_interval_are_read_once_closed():
+    rule = replace(ABOVE_SMA, average=MovingAverage("sma", 2, "5m"))
+    # 14:30-14:35 closed at 10, 14:35-14:40 at 12: at 14:40 the average is 11, not before.
+    bars = (ClosedBar(T0, Decimal(10)), ClosedBar(T0 + timedelta(minutes=5), Decimal(12)))
     trades = [
-        Trade(Decimal(9), T0),
-        Trade(Decimal(10), T0 + timedelta(minutes=4)),
-        Trade(Decimal(13), T0 + timedelta(minutes=5)),
-        Trade(Decimal(12), T0 + timedelta(minutes=9)),
-        Trade(Decimal("10.9"), T0 + timedelta(minutes=10)),
-        Trade(Decimal(11), T0 + timedelta(minutes=11)),
+        Trade(Decimal(5), T0 + timedelta(minutes=9)),  # only one bar closed: not evaluated
+        Trade(Decimal("10.9"), T0 + timedelta(minutes=10)),  # arms
+        Trade(Decimal(11), T0 + timedelta(minutes=11)),  # fires
     ]
-    assert fired(rule, trades) == [("11", "11")]
+    assert fired(rule, trades, bars=bars) == [("11", "11")]
 
 
 def test_the_series_is_kept_across_updates_and_redelivery_changes_nothing():
     trades = minute_closes("10", "10", "10", "9", "11")
+    bars = stored_bars(trades, SMA_3)
     state = RuleState(armed=False)
     for i, trade in enumerate(trades[:-1]):
-        state, _ = apply_update(ABOVE_SMA, state, QuoteUpdate("NVDA", f"{i:03d}", (trade,)))
+        state, _ = apply_update(ABOVE_SMA, state, QuoteUpdate("NVDA", f"{i:03d}", (trade,)), bars)
     last = QuoteUpdate("NVDA", "999", (trades[-1],))
-    after, firings = apply_update(ABOVE_SMA, state, last)
+    after, firings = apply_update(ABOVE_SMA, state, last, bars)
     assert [str(f.price) for f in firings] == ["11"]
-    assert apply_update(ABOVE_SMA, after, last) == (after, [])
+    assert apply_update(ABOVE_SMA, after, last, bars) == (after, [])
 
 
 def test_ids_and_parsing():

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -37,12 +37,12 @@ from tickwatch_core import items
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import AlertsSettings
 from tickwatch_core.dynamodb import batch_get, batch_put
-from tickwatch_core.intervals import interval_start
+from tickwatch_core.intervals import aggregate, interval_start
 from tickwatch_core.items import StoredRule
 from tickwatch_core.market_reader import MarketReader
 from tickwatch_core.rule_store import load_rules
 from tickwatch_core.rules import (
-    BarSeries,
+    ClosedBar,
     Direction,
     Firing,
     QuoteUpdate,
@@ -276,8 +276,8 @@ class AlertDispatcher:
                 failure = (f"rules of {symbol}", describe_aws_error(stored_rules), entries[0].stream_sequence)
                 report.failures.append(failure)
                 continue
-            for stored, starting_state in stored_rules:
-                results = apply_updates(stored.rule, starting_state, [entry.update for entry in entries])
+            for stored, bars in stored_rules:
+                results = apply_updates(stored.rule, stored.state, [entry.update for entry in entries], bars)
                 evaluations.append(
                     _RuleEvaluation(stored.rule.rule_id, stored.rule.symbol, stored.state, entries, results)
                 )
@@ -310,28 +310,40 @@ class AlertDispatcher:
                     report.failures.append(failure)
         return report
 
-    def _load_rules(self, entries: list[StreamQuoteUpdate]) -> list[tuple[StoredRule, RuleState]] | Exception:
-        """The rules of the updates' symbol, each with the state to evaluate from: as stored, or for
-        a cross rule's first evaluation with its bars seeded from the stored one-minute bars."""
+    def _load_rules(
+        self, entries: list[StreamQuoteUpdate]
+    ) -> list[tuple[StoredRule, tuple[ClosedBar, ...]]] | Exception:
+        """The rules of the updates' symbol, each with the stored bars a cross rule has not read
+        yet (none for the other kinds)."""
         symbol = entries[0].update.symbol
         try:
             stored_rules = load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
-            first = next((trade.at for entry in entries for trade in entry.update.trades), None)
-            return [(stored, self._starting_state(stored, first)) for stored in stored_rules]
+            trades = [trade.at for entry in entries for trade in entry.update.trades]
+            return [(stored, self._bars_to_read(stored, trades)) for stored in stored_rules]
         except AWS_ERRORS as error:  # reported by process(), which fails that symbol's updates
             return error
 
-    def _starting_state(self, stored: StoredRule, first_trade_at: datetime | None) -> RuleState:
-        """A new cross rule starts from the closes of the stored bars before its first trade's
-        interval: the bars it needs are then there at once, as on the query API's chart."""
-        rule, state = stored.rule, stored.state
-        if rule.kind is not RuleKind.CROSS or state.series is not None or first_trade_at is None:
-            return state
+    def _bars_to_read(self, stored: StoredRule, trades: list[datetime]) -> tuple[ClosedBar, ...]:
+        """A cross rule's stored bars that close before the batch's last trade's interval and that
+        it has not read: for a new rule also the ones before its first trade that its average needs
+        (as the query API's warm-up), so it has an average at once. At most one Query per rule and
+        batch, and none while the batch stays in the interval the rule read up to."""
+        rule, series = stored.rule, stored.state.series
+        if rule.kind is not RuleKind.CROSS or not trades:
+            return ()
         assert rule.average is not None
+        length = rule.average.length
+        until = interval_start(max(trades), length)
+        read_from = series.read_until if series is not None else None
+        if read_from is not None and read_from >= until:
+            return ()
         reader = MarketReader(self.clients.dynamodb, self.settings.table_name)
-        before = interval_start(first_trade_at, rule.average.length)
-        bars = reader.bars_before(rule.symbol, rule.average.length, before, rule.average.seed_bars)
-        return replace(state, series=BarSeries.seeded([bar.close for bar in bars], rule.average))
+        bars = []
+        if read_from is None:
+            read_from = min(interval_start(min(trades), length), until)
+            bars = reader.bars_before(rule.symbol, length, read_from, rule.average.seed_bars)
+        bars += aggregate(reader.iter_minute_bars(rule.symbol, read_from, until), length)
+        return tuple(ClosedBar(bar.start, bar.close) for bar in bars)
 
     def _recorded_alert_ids(self, firings: Sequence[Firing], batch: _Batch) -> set[str] | None:
         if not firings:

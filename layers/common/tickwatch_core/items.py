@@ -282,9 +282,7 @@ def rule_state_values(state: RuleState) -> dict[str, Any]:
             for name, value in {
                 "closes": " ".join(str(close) for close in series.closes),
                 "ema": series.ema,
-                "bar_start": format_timestamp(series.bar_start) if series.bar_start else None,
-                "bar_close": series.bar_close,
-                "bar_close_at": format_timestamp(series.bar_close_at) if series.bar_close_at else None,
+                "read_until": format_timestamp(series.read_until) if series.read_until else None,
             }.items()
             if value is not None
         },
@@ -298,9 +296,7 @@ def _bar_series(values: Mapping[str, Any] | None) -> BarSeries | None:
     return BarSeries(
         closes=tuple(Decimal(close) for close in closes.split()),
         ema=values.get("ema"),
-        bar_start=parse_time(values["bar_start"]) if values.get("bar_start") else None,
-        bar_close=values.get("bar_close"),
-        bar_close_at=parse_time(values["bar_close_at"]) if values.get("bar_close_at") else None,
+        read_until=parse_time(values["read_until"]) if values.get("read_until") else None,
     )
 
 

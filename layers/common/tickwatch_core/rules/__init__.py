@@ -40,13 +40,14 @@ highest × (1 − threshold / 100); from there, as a price rule. A trade with an
 evaluated. The window is kept as each minute's low and high, so the rule item stays small.
 
 Cross rules (`kind` cross; `average` like sma:20@1m): level = the average (SMA or EMA, the query
-API's definitions) of the closes of the last N bars of the interval that closed before the
-trade's interval; a bar closes when a trade of a later interval arrives. With fewer than N bars
-there is no level and the trade is not evaluated. A cross rule starts disarmed: a trade past the
-average on the other side arms it (as a re-arm, margin and cooldown included), so the first alert
-is a real cross. It starts from the stored bars before its first trade (the alerts function seeds
-`series`), then builds its bars from the trades it evaluates; a trade of an interval that already
-closed is compared with the average but changes no bar.
+API's definitions) of the closes of the last N stored bars of the interval (the query API's bars,
+aggregated from the one-minute bars the processor writes) that start before the trade's interval.
+The alerts function passes the bars the rule has not read yet (`apply_update(..., bars)`): for a
+new rule the last N (4 N for an EMA) before its first trade and those since, then each bar once,
+when a trade of a later interval comes. With fewer than N bars there is no level and the trade is
+not evaluated. A cross rule starts disarmed: a trade past the average on the other side arms it
+(as a re-arm, margin and cooldown included), so the first alert is a real cross. A trade of an
+interval the rule already read (a late one) is compared with the average and changes no bar.
 
 Move and cross rules measure from every trade, also outside their trading hours: the hours decide
 when they may fire or re-arm, not what the window and the bars hold.
@@ -81,6 +82,7 @@ from tickwatch_core.rules.series import (
     MAX_AVERAGE_PERIOD,
     MAX_WINDOW,
     BarSeries,
+    ClosedBar,
     MovingAverage,
     PriceWindow,
     check_window,
@@ -112,6 +114,7 @@ __all__ = [
     "MAX_WINDOW",
     "SYMBOL_PATTERN",
     "BarSeries",
+    "ClosedBar",
     "Condition",
     "Direction",
     "Firing",

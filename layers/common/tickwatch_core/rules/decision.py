@@ -9,11 +9,14 @@ from decimal import Decimal
 
 from tickwatch_core.market import Trade
 from tickwatch_core.rules.model import Direction, Firing, QuoteUpdate, Rule, RuleKind, RuleState
-from tickwatch_core.rules.series import BarSeries, PriceWindow
+from tickwatch_core.rules.series import BarSeries, ClosedBar, PriceWindow
 
 
-def apply_update(rule: Rule, state: RuleState, update: QuoteUpdate) -> tuple[RuleState, list[Firing]]:
-    """Evaluate every trade of one update against one rule."""
+def apply_update(
+    rule: Rule, state: RuleState, update: QuoteUpdate, bars: Sequence[ClosedBar] = ()
+) -> tuple[RuleState, list[Firing]]:
+    """Evaluate every trade of one update against one rule. `bars`: for a cross rule, the stored
+    bars of its interval it has not read yet, oldest first, up to the update's last trade's."""
     if state.state_seq is not None and update.update_seq <= state.state_seq:
         return state, []
     armed, last_fired_at, ended = state.armed, state.last_fired_at, state.ended
@@ -36,9 +39,8 @@ def apply_update(rule: Rule, state: RuleState, update: QuoteUpdate) -> tuple[Rul
             window = window.with_trade(trade, rule.window)
         elif rule.kind is RuleKind.CROSS:
             assert rule.average is not None
-            series = (series or BarSeries()).at_trade(trade, rule.average)
+            series = (series or BarSeries()).closed_before(trade.at, bars, rule.average)
             reference = series.average(rule.average)
-            series = series.with_trade(trade, rule.average)
         if not rule.active_at(trade.at):
             continue
         if rule.kind is RuleKind.CHANGE:
@@ -83,11 +85,13 @@ def _day_open(
     return day, known_open if day == known_day else None
 
 
-def apply_updates(rule: Rule, state: RuleState, updates: Sequence[QuoteUpdate]) -> list[tuple[RuleState, list[Firing]]]:
+def apply_updates(
+    rule: Rule, state: RuleState, updates: Sequence[QuoteUpdate], bars: Sequence[ClosedBar] = ()
+) -> list[tuple[RuleState, list[Firing]]]:
     """The state after, and the firings of, each update in turn."""
     results = []
     for update in updates:
-        state, firings = apply_update(rule, state, update)
+        state, firings = apply_update(rule, state, update, bars)
         results.append((state, firings))
     return results
 

@@ -2,14 +2,16 @@
 
 * `PriceWindow`: the lowest and highest price of each recent UTC minute, for move rules. A trade's
   window is its own minute and the minutes before it, `within` in all (see the package docstring).
-* `BarSeries`: the closes of the last closed bars of one interval and the bar still open, for
-  moving-average cross rules, with the same bar boundaries and definitions as the query API's
-  indicators (`intervals`, `indicators`).
+* `BarSeries`: the closes of the last closed bars of one interval, for moving-average cross rules,
+  read from the stored bars with the query API's bar boundaries and indicator definitions
+  (`intervals`, `indicators`).
 """
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -61,8 +63,8 @@ class MovingAverage:
 
     @property
     def seed_bars(self) -> int:
-        """How many stored bars start a new rule: the period, and for an EMA three periods more to
-        settle, as the query API's warm-up."""
+        """How many stored bars before its first trade a new rule reads: the period, and for an EMA
+        three periods more to settle, as the query API's warm-up."""
         return self.period if self.name == "sma" else 4 * self.period
 
     def describe(self) -> str:
@@ -118,13 +120,15 @@ class PriceWindow:
 
 @dataclass(frozen=True, slots=True)
 class BarSeries:
-    """A cross rule's bars: the closes it still needs and its average, and the bar still open."""
+    """A cross rule's closed bars: the closes it still needs and its average, and up to where the
+    stored bars have been read into it (`read_until`, an interval start, exclusive). The bars are
+    the stored one-minute bars aggregated to the rule's interval, the query API's, so the rule's
+    average is the chart's; nothing of the bar still open is kept, and the state changes once per
+    bar, not per trade."""
 
     closes: tuple[Decimal, ...] = ()  # SMA: the last `period` closes; EMA: only until it is seeded
     ema: Decimal | None = None
-    bar_start: datetime | None = None  # the open bar: its interval, its close so far and when
-    bar_close: Decimal | None = None
-    bar_close_at: datetime | None = None
+    read_until: datetime | None = None
 
     def average(self, average: MovingAverage) -> Decimal | None:
         """The average of the closed bars; None while there are fewer than the period."""
@@ -146,30 +150,25 @@ class BarSeries:
             return replace(self, closes=closes)
         return replace(self, closes=(), ema=sum(closes, Decimal(0)) / average.period)
 
-    def at_trade(self, trade: Trade, average: MovingAverage) -> BarSeries:
-        """The series as `trade` sees it: the open bar closed if `trade` starts a later interval.
-        The trade itself is not in it yet (`with_trade`)."""
-        start = interval_start(trade.at, average.length)
-        if self.bar_start is None or start <= self.bar_start or self.bar_close is None:
+    def closed_before(self, moment: datetime, bars: Sequence[ClosedBar], average: MovingAverage) -> BarSeries:
+        """The series as a trade at `moment` sees it: every bar of `bars` (oldest first) that
+        starts before `moment`'s interval and was not read yet. A trade of an interval already
+        read (a late one) changes nothing."""
+        before = interval_start(moment, average.length)
+        if self.read_until is not None and before <= self.read_until:
             return self
-        return replace(self.with_close(self.bar_close, average), bar_start=None, bar_close=None, bar_close_at=None)
+        series = self
+        first = 0 if self.read_until is None else bisect_left(bars, self.read_until, key=lambda bar: bar.start)
+        for bar in bars[first:]:
+            if bar.start >= before:
+                break
+            series = series.with_close(bar.close, average)
+        return replace(series, read_until=before)
 
-    def with_trade(self, trade: Trade, average: MovingAverage) -> BarSeries:
-        """`trade` in the open bar (after `at_trade`). A trade of an interval already closed
-        changes nothing: the bars it would change are in the average already."""
-        start = interval_start(trade.at, average.length)
-        if self.bar_start is None:
-            return replace(self, bar_start=start, bar_close=trade.price, bar_close_at=trade.at)
-        if start != self.bar_start:
-            return self
-        if self.bar_close_at is not None and trade.at < self.bar_close_at:
-            return self  # the close is the latest trade by time; on a tie, the later in the stream
-        return replace(self, bar_close=trade.price, bar_close_at=trade.at)
 
-    @classmethod
-    def seeded(cls, closes: list[Decimal], average: MovingAverage) -> BarSeries:
-        """A new rule's series from stored bars' closes, oldest first."""
-        series = cls()
-        for close in closes:
-            series = series.with_close(close, average)
-        return series
+@dataclass(frozen=True, slots=True)
+class ClosedBar:
+    """A stored bar of a cross rule's interval: its start and close."""
+
+    start: datetime
+    close: Decimal
