@@ -3,8 +3,10 @@ with the same code as `tickwatch history compact` and `tickwatch sql`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from tickwatch.analytics.local import LocalHistory
 from tickwatch.analytics.output import format_bytes, render
@@ -13,7 +15,7 @@ from tickwatch.local.stack import LocalStack
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.history.compaction import HistoryCompactor
 from tickwatch_core.history.engine import ParquetEngine
-from tickwatch_core.history.layout import hour_of
+from tickwatch_core.history.layout import RAW_PREFIX, hour_of, hour_of_key
 
 # Athena's SQL, translated to DuckDB's like every local query.
 SAMPLE_QUERY = """
@@ -31,7 +33,11 @@ def compact_and_query(stack: LocalStack, since: datetime, now: datetime, workdir
     bucket = stack.names()["RawBucketName"]
     s3 = stack.session.client("s3")
     compactor = HistoryCompactor(AwsClients(s3=s3), bucket, engine=ParquetEngine(), scratch=workdir / "compact")
-    report = compactor.run(compactor.pending(hour_of(since), hour_of(now), force=True))
+    # The hours of the ticks, not of the clock: a replay sends ticks of other days. The stack's
+    # bucket is the run's own, so every raw hour in it is this run's.
+    hours = sorted(hour for key in _raw_keys(s3, bucket) if (hour := hour_of_key(key)) is not None)
+    first, last = (hours[0], hours[-1]) if hours else (hour_of(since), hour_of(now))
+    report = compactor.run(compactor.pending(first, last, force=True))
     raw_bytes = sum(hour.raw_bytes for hour in report.compacted)
     parquet_bytes = sum(hour.parquet_bytes for hour in report.compacted)
     lines = [
@@ -42,7 +48,7 @@ def compact_and_query(stack: LocalStack, since: datetime, now: datetime, workdir
     lines += [f"  history failed     {hour:%Y-%m-%dT%H}: {error}" for hour, error in report.failed]
     if not report.compacted:
         return lines
-    query = SAMPLE_QUERY.format(first=f"{hour_of(since):%Y-%m-%dT%H}")
+    query = SAMPLE_QUERY.format(first=f"{first:%Y-%m-%dT%H}")
     try:
         result = LocalHistory(s3, bucket, workdir / "history-cache", stack.template).run(query)
     except QueryError as error:
@@ -51,3 +57,8 @@ def compact_and_query(stack: LocalStack, since: datetime, now: datetime, workdir
     lines += [f"    {line}" for line in render(result, "table").splitlines()]
     lines.append("  more: tickwatch local up, then tickwatch sql --list (README: Analytics)")
     return lines
+
+
+def _raw_keys(s3: Any, bucket: str) -> Iterator[str]:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=RAW_PREFIX):
+        yield from (entry["Key"] for entry in page.get("Contents", ()))
