@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,24 @@ def test_tickwatch_local_refuses_a_bad_rule_file_before_starting_anything(tmp_pa
     assert error.count("\n") == 1
     assert main(["local", "--rules", str(tmp_path / "missing.yaml"), "--count", "1"]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_one_command_tries_a_rule_file_against_a_recorded_replay(tmp_path, capsys):
+    """The README's example: `tickwatch local --rules FILE --provider replay --file SERIES`."""
+    path = write(
+        tmp_path,
+        "rules.yaml",
+        """
+- {symbol: TSLA, direction: below, move: 1.2%, within: 1h30m}
+- {symbol: NVDA, direction: above, cross: sma:20@1m}
+""",
+    )
+    series = Path(__file__).parent.parent / "data" / "replay-rule-kinds.jsonl"
+    argv = ["local", "--rules", str(path), "--provider", "replay", "--file", str(series), "--speed", "0"]
+    assert main([*argv, "--workdir", str(tmp_path / "work")]) == 0
+    out = capsys.readouterr().out
+    assert "rules from the file: TSLA-move-down-1.2pct-1h30m; NVDA-cross-above-sma20-1m" in out
+    assert "ALERT  tickwatch: TSLA moved down" in out
+    assert "ALERT  tickwatch: NVDA crossed above its SMA(20) of 1m bars" in out
+    # The summary compacts the hours of the recorded ticks, however long ago they were.
+    assert "5 hour(s) compacted: 2,117 ticks" in out
