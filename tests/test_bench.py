@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from tickwatch.analytics.named import template_queries
-from tickwatch.bench import cost, history, producer
+from tickwatch.bench import cost, history, producer, rules
 from tickwatch.bench.__main__ import main
 
 
@@ -66,6 +66,22 @@ def test_a_smoke_run_measures_every_part_and_writes_the_report(tmp_path):
     assert (spent["requests"], spent["provider_calls"], spent["ticks"]) == ({"dynamodb:UpdateItem": 4}, 0, 0)
     assert all(row["usd_per_month"]["total"] > 0 for row in report["producer"]["month"])
     assert "### 9. Scheduled producer" in markdown
+    kinds = {row["kind"]: row for row in report["rule_kinds"]["rows"]}
+    assert len(report["rule_kinds"]["rows"]) == len(rules.CASES)
+    assert set(kinds) == {"price", "change", "move", "cross"}
+    for row in report["rule_kinds"]["rows"]:
+        assert row["us_per_trade"] > 0
+        assert row["decode_us_per_invocation"] > 0
+        assert row["write_units_per_write"] >= 1
+        # Only a cross rule reads stored bars: all it needs on its first evaluation, then a bar
+        # interval's at a time, with one Query when an update reaches a later interval.
+        assert bool(row["seeding"]) == (row["kind"] == "cross")
+        assert (row["bar_queries"] > 0) == (row["kind"] == "cross")
+        assert row["bar_queries"] <= report["rule_kinds"]["measured_seconds"] // 60 + 1
+        assert all(month["usd"]["total"] > 0 for month in row["month"].values())
+    # A cross rule's state holds closed bars only: most updates leave it as it was.
+    assert kinds["cross"]["write_share"] < 1
+    assert "### 10. Rule kinds" in markdown
 
 
 def test_every_price_cites_its_page_and_date():
@@ -175,3 +191,53 @@ def test_the_generated_raw_objects_repeat_only_retried_lines():
     assert len(lines) == raw.ticks  # every tick once, with its own shard and sequence number
     assert sum(lines.values()) == raw.lines > raw.ticks
     assert all(key.startswith("raw/year=2026/month=11/day=20/hour=14/shardId-") for key in keys)
+
+
+def test_a_month_of_a_rule_is_its_state_writes_its_share_of_the_rules_read_and_its_lambda_time():
+    # Given: a rule whose 2,000-byte item (2 write units) changes at half of 1,000 updates of 10
+    # trades, 20 µs a trade, 100 µs to decode and 40 µs to encode.
+    entry = rules.KindFigures("move", "AAPL-move-down-2pct-4h", "move", "240 minutes")
+    entry.seconds_per_trade, entry.decode_seconds, entry.encode_seconds = [20e-6], [100e-6], [40e-6]
+    entry.updates, entry.trades, entry.writes, entry.item_bytes = 1000, 10_000, 500, [2000]
+    prices = cost.load_prices()
+
+    # When: priced at 512 MB on arm64.
+    part = rules.report(rules.Measured(8, 240, [entry]), prices, 0.5, "arm64")
+
+    # Then: per invocation, 200 µs deciding, the decode, half an encode and half a write's share of
+    # a round of writes; a month is that many invocations of it.
+    (row,) = part["rows"]
+    wait = 0.5 * cost.LATENCY["default"] / cost.WRITE_THREADS
+    seconds = 200e-6 + 100e-6 + 0.5 * 40e-6 + wait
+    assert row["lambda_us_per_invocation"] == pytest.approx(seconds * 1e6, abs=0.1)
+    for name, invocations in rules.SCHEDULES.items():
+        usd = row["month"][name]["usd"]
+        assert usd["dynamodb_writes"] == pytest.approx(invocations * 0.5 * 2 * 0.625 / 1e6, abs=1e-4)
+        assert usd["dynamodb_reads"] == pytest.approx(invocations * 2000 / 4096 * 0.125 / 1e6, abs=1e-4)
+        assert usd["lambda"] == pytest.approx(
+            invocations * seconds * 0.5 * prices["lambda"]["arm64_gb_second"], abs=1e-4
+        )
+        assert usd["total"] == pytest.approx(usd["dynamodb_writes"] + usd["dynamodb_reads"] + usd["lambda"], abs=1e-3)
+
+
+def test_a_cross_rule_s_month_adds_its_bar_queries_a_round_of_aws_latency_each():
+    # Given: a cross rule that read its bars with 20 Queries of 0.5 read units in 1,200 updates
+    # (a one-minute interval), and wrote its state at 20 of them.
+    entry = rules.KindFigures("cross", "AAPL-cross-above-sma-20-1m", "cross", "20 closes")
+    entry.seconds_per_trade, entry.decode_seconds, entry.encode_seconds = [10e-6], [40e-6], [20e-6]
+    entry.updates, entry.trades, entry.writes, entry.item_bytes = 1200, 12_000, 20, [500]
+    entry.bar_reads = rules.BarReads(queries=20, bars=20, read_units=10.0)
+    prices = cost.load_prices()
+
+    # When: priced at 512 MB on arm64.
+    part = rules.report(rules.Measured(8, 240, [entry]), prices, 0.5, "arm64")
+
+    # Then: a Query every 60 invocations, each half a read unit and a whole round of AWS latency.
+    (row,) = part["rows"]
+    assert row["modelled_bar_read_wait_us_per_invocation"] == pytest.approx(cost.LATENCY["default"] / 60 * 1e6, abs=0.1)
+    for name, invocations in rules.SCHEDULES.items():
+        month = row["month"][name]
+        assert month["bar_queries"] == round(invocations / 60)
+        assert month["bar_read_units"] == pytest.approx(invocations / 120, abs=0.1)
+        assert month["usd"]["dynamodb_bar_reads"] == pytest.approx(invocations / 120 * 0.125 / 1e6, abs=1e-4)
+        assert month["writes"] == round(invocations / 60)

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, history, ingest, live, measure, producer, query
+from tickwatch.bench import cost, history, ingest, live, measure, producer, query, rules
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -39,6 +39,8 @@ class Plan:
     broadcast_repeats: int  # broadcast batches per audience, and requests per WebSocket route
     history: tuple[int, int]  # part 8: ticks of the hour compacted, shards they come from
     producer_runs: int  # part 9: warm runs of the producer per case and AWS stand-in
+    # part 10: days of stored bars, minutes of warm-up and measured updates, timed runs
+    rule_kinds: tuple[int, int, int, int]
 
 
 FULL = Plan(
@@ -54,10 +56,11 @@ FULL = Plan(
     broadcast_repeats=20,
     history=(3_600_000, 2),
     producer_runs=30,
+    rule_kinds=(8, 240, 20, 5),
 )
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2), 2)
-# Parts 1 to 5 share their measurements, so they run together; 6 to 9 stand alone.
-PARTS = ("1-5", "6", "7", "8", "9")
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2), 2, (2, 20, 2, 2))
+# Parts 1 to 5 share their measurements, so they run together; 6 to 10 stand alone.
+PARTS = ("1-5", "6", "7", "8", "9", "10")
 
 
 def parse_parts(text: str) -> set[str]:
@@ -69,7 +72,7 @@ def parse_parts(text: str) -> set[str]:
         elif part in PARTS:
             chosen.add(part)
         else:
-            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 9 (1 to 5 run together)")
+            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 10 (1 to 5 run together)")
     return chosen
 
 
@@ -138,6 +141,12 @@ def run(plan: Plan, progress: Any, parts: Collection[str] = PARTS) -> dict[str, 
         progress(f"9. scheduled producer: {len(producer.SYMBOLS)} symbols, {plan.producer_runs} runs per case")
         report["producer"] = producer.report(
             producer.measure_producer(plan.producer_runs), prices, memory_gb, architecture
+        )
+    if "10" in parts:
+        days, warm_up, minutes, runs = plan.rule_kinds
+        progress(f"10. rule kinds: {len(rules.CASES)} rules, {minutes} min of updates after {warm_up} min, {runs} runs")
+        report["rule_kinds"] = rules.report(
+            rules.measure_rule_kinds(days, warm_up, minutes, runs), prices, memory_gb, architecture
         )
     return report
 
@@ -313,6 +322,8 @@ def render_tables(report: dict[str, Any]) -> str:
         lines += history.render(report["history"])
     if "producer" in report:
         lines += producer.render(report["producer"])
+    if "rule_kinds" in report:
+        lines += rules.render(report["rule_kinds"])
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -487,6 +498,11 @@ def render(report: dict[str, Any]) -> str:
         producer_runs=report.get("producer", {}).get("runs_per_case", "?"),
         producer_latency=report.get("producer", {}).get("provider_latency_assumed_ms", "?"),
         container_hours=report.get("producer", {}).get("container_hours_assumed", "?"),
+        rules_history_days=report.get("rule_kinds", {}).get("history_days", "?"),
+        rules_warm_up=report.get("rule_kinds", {}).get("warm_up_minutes", "?"),
+        rules_updates=f"{report['rule_kinds']['measured_seconds']:,}" if "rule_kinds" in report else "?",
+        rules_runs=report.get("rule_kinds", {}).get("runs", "?"),
+        rules_write_wait=f"{report['rule_kinds']['write_wait_assumed_ms']:g}" if "rule_kinds" in report else "?",
     )
     note = "\n> Smoke run (tiny sizes): these figures only show that the benchmark runs.\n" if report["smoke"] else ""
     return header + note + "\n## Results\n\n" + render_tables(report)

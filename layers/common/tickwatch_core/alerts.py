@@ -319,11 +319,11 @@ class AlertDispatcher:
         try:
             stored_rules = load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
             trades = [trade.at for entry in entries for trade in entry.update.trades]
-            return [(stored, self._bars_to_read(stored, trades)) for stored in stored_rules]
+            return [(stored, self.bars_to_read(stored, trades)) for stored in stored_rules]
         except AWS_ERRORS as error:  # reported by process(), which fails that symbol's updates
             return error
 
-    def _bars_to_read(self, stored: StoredRule, trades: list[datetime]) -> tuple[ClosedBar, ...]:
+    def bars_to_read(self, stored: StoredRule, trades: list[datetime]) -> tuple[ClosedBar, ...]:
         """A cross rule's stored bars that close before the batch's last trade's interval and that
         it has not read: for a new rule also the ones before its first trade that its average needs
         (as the query API's warm-up), so it has an average at once. At most one Query per rule and
