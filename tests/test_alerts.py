@@ -494,3 +494,18 @@ def test_a_cross_alert_keeps_its_average_to_six_decimals(market):
     assert alert["reference"] == Decimal("10.333333")  # not 10.33333333333333333333333333
     (message,) = market.messages()
     assert "its SMA(3) of 1m bars (10.3333), trading at 11." in message["Message"]
+
+
+def test_a_day_change_rule_with_hours_added_during_the_session_measures_from_its_real_open(market):
+    # Trades from 14:30 UTC, 09:30 in New York: the session opens at 200.
+    market.trade("AAPL", 200, 203, step=60)
+    market.rules.add(
+        "AAPL",
+        "above",
+        "3%",
+        kind=RuleKind.CHANGE,
+        options=RuleOptions(hours=TradingHours(time(9, 30), time(16, 0), "America/New_York")),
+    )
+    market.trade("AAPL", "205", "206.5", step=60)  # +3.25 % on the session's 200, not on 205
+    (message,) = market.messages()
+    assert "AAPL is up 3.25 % on the day, from the session's open of 200 to 206.5" in message["Message"]

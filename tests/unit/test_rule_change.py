@@ -90,6 +90,18 @@ def test_with_trading_hours_the_session_s_first_trade_is_the_open():
     assert fired(rule, before, in_session) == [("206", "200")]
 
 
+def test_a_rule_added_during_a_session_measures_from_the_session_s_stored_open():
+    session = TradingHours(time(9, 30), time(16, 0), "America/New_York")
+    rule = replace(UP_3, hours=session)
+    assert session.session_start(DAY) == T0  # 09:30 in New York is 14:30 UTC
+    # The rule's first trade is at 11:00; the session opened at 200 (the first stored trade).
+    midday = update(1, "205", "206", start=T0 + timedelta(hours=1, minutes=30))
+    results = apply_updates(rule, RuleState(), [midday], session_opens={DAY: Decimal(200)})
+    assert [(str(f.price), str(f.reference)) for _, firings in results for f in firings] == [("206", "200")]
+    # Without a stored open (none was stored yet), its first trade opens the session.
+    assert fired(rule, midday) == []
+
+
 def test_a_redelivered_update_changes_nothing():
     first = update(1, "207")
     state, _ = apply_update(UP_3, RuleState(), first)

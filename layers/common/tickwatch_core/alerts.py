@@ -276,8 +276,10 @@ class AlertDispatcher:
                 failure = (f"rules of {symbol}", describe_aws_error(stored_rules), entries[0].stream_sequence)
                 report.failures.append(failure)
                 continue
-            for stored, bars in stored_rules:
-                results = apply_updates(stored.rule, stored.state, [entry.update for entry in entries], bars)
+            for rule_input in stored_rules:
+                stored = rule_input.stored
+                updates = [entry.update for entry in entries]
+                results = apply_updates(stored.rule, stored.state, updates, rule_input.bars, rule_input.session_opens)
                 evaluations.append(
                     _RuleEvaluation(stored.rule.rule_id, stored.rule.symbol, stored.state, entries, results)
                 )
@@ -310,18 +312,35 @@ class AlertDispatcher:
                     report.failures.append(failure)
         return report
 
-    def _load_rules(
-        self, entries: list[StreamQuoteUpdate]
-    ) -> list[tuple[StoredRule, tuple[ClosedBar, ...]]] | Exception:
-        """The rules of the updates' symbol, each with the stored bars a cross rule has not read
-        yet (none for the other kinds)."""
+    def _load_rules(self, entries: list[StreamQuoteUpdate]) -> list[_LoadedRule] | Exception:
+        """The rules of the updates' symbol, each with what it reads of the stored bars."""
         symbol = entries[0].update.symbol
         try:
             stored_rules = load_rules(self.clients.dynamodb, self.settings.table_name, symbol)
             trades = [trade.at for entry in entries for trade in entry.update.trades]
-            return [(stored, self.bars_to_read(stored, trades)) for stored in stored_rules]
+            return [
+                _LoadedRule(stored, self.bars_to_read(stored, trades), self.session_opens_to_read(stored, trades))
+                for stored in stored_rules
+            ]
         except AWS_ERRORS as error:  # reported by process(), which fails that symbol's updates
             return error
+
+    def session_opens_to_read(self, stored: StoredRule, trades: list[datetime]) -> dict[date, Decimal]:
+        """A day-change rule with trading hours measures from its session's open: the open of the
+        session's first stored one-minute bar, so a rule added during a session measures from its
+        real open. One Query of one item per session the rule has no open of yet: once a day."""
+        rule, known = stored.rule, stored.state.reference_day
+        if rule.kind is not RuleKind.CHANGE or rule.hours is None or not trades:
+            return {}
+        sessions = {session for at in trades if (session := rule.hours.session_of(at)) not in (None, known)}
+        reader = MarketReader(self.clients.dynamodb, self.settings.table_name)
+        end = max(trades) + timedelta(minutes=1)
+        opens = {}
+        for session in sorted(sessions):
+            first = reader.first_minute_bar(rule.symbol, rule.hours.session_start(session), end)
+            if first is not None:
+                opens[session] = first.open
+        return opens
 
     def bars_to_read(self, stored: StoredRule, trades: list[datetime]) -> tuple[ClosedBar, ...]:
         """A cross rule's stored bars that close before the batch's last trade's interval and that
@@ -509,6 +528,15 @@ class _Batch:
         self.report.deferred += len(firings)
         sequence = min((self.stream_sequence_of_update[(f.rule.symbol, f.update_seq)] for f in firings), key=int)
         self.report.failures.append((f"publish of {len(firings)} alerts", f"deferred: {reason}", sequence))
+
+
+@dataclass(frozen=True, slots=True)
+class _LoadedRule:
+    """A rule as stored, and what it reads of the stored bars for one batch."""
+
+    stored: StoredRule
+    bars: tuple[ClosedBar, ...]
+    session_opens: dict[date, Decimal]
 
 
 @dataclass(frozen=True, slots=True)

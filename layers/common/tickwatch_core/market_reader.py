@@ -52,9 +52,15 @@ class MarketReader:
         item = response.get("Item")
         return None if item is None else items.quote_from_values(items.deserialize(item))
 
-    def iter_minute_bars(self, symbol: str, start: datetime, end: datetime) -> Iterator[OhlcvBar]:
+    def first_minute_bar(self, symbol: str, start: datetime, end: datetime) -> OhlcvBar | None:
+        """The first stored one-minute bar with start <= bar.start < end: one Query of one item."""
+        return next(self.iter_minute_bars(symbol, start, end, limit=1), None)
+
+    def iter_minute_bars(
+        self, symbol: str, start: datetime, end: datetime, *, limit: int | None = None
+    ) -> Iterator[OhlcvBar]:
         """The stored one-minute bars with start <= bar.start < end, oldest first, read a Query page
-        at a time as the caller goes: stopping early reads no more."""
+        (of `limit` items, if given) at a time as the caller goes: stopping early reads no more."""
         last_minute = interval_start(end - _INSTANT, _MINUTE)  # the last minute that starts before `end`
         if last_minute < interval_start(start, _MINUTE):
             return
@@ -69,6 +75,7 @@ class MarketReader:
             # Only what a bar answer needs (several of these names are DynamoDB reserved words).
             "ProjectionExpression": ", ".join(f"#{name}" for name in _BAR_ATTRIBUTES),
             "ExpressionAttributeNames": {f"#{name}": name for name in _BAR_ATTRIBUTES},
+            **({"Limit": limit} if limit is not None else {}),
         }
         while True:
             response = self.client.query(**arguments)

@@ -26,8 +26,10 @@ a price rule with that level (fire at or beyond it while armed, re-arm back past
 cooldown and lifecycle alike). The open is the quote's `day_open` for a trade of the quote's UTC
 day (the first trade of that day by timestamp); a trade of an earlier day in the same update uses
 the open the rule remembered for that day, and is skipped if it has none. With trading hours the
-open is instead the session's: the first trade inside the session that the rule evaluates (for a
-rule added during a session, the first trade after it was added). A new day or session brings a
+open is instead the session's: the open of the session's first stored one-minute bar, its first
+trade from the session's start, however late the rule was added (the alerts function reads it
+once per session: `apply_update(..., session_opens)`; with none stored, the session's first trade
+the rule evaluates). A new day or session brings a
 new level, and its first trade (at the open, a change of 0 %) re-arms a rule whose level is above
 zero.
 

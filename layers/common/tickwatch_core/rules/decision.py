@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -13,10 +13,16 @@ from tickwatch_core.rules.series import BarSeries, ClosedBar, PriceWindow
 
 
 def apply_update(
-    rule: Rule, state: RuleState, update: QuoteUpdate, bars: Sequence[ClosedBar] = ()
+    rule: Rule,
+    state: RuleState,
+    update: QuoteUpdate,
+    bars: Sequence[ClosedBar] = (),
+    session_opens: Mapping[date, Decimal] | None = None,
 ) -> tuple[RuleState, list[Firing]]:
-    """Evaluate every trade of one update against one rule. `bars`: for a cross rule, the stored
-    bars of its interval it has not read yet, oldest first, up to the update's last trade's."""
+    """Evaluate every trade of one update against one rule. What the rule reads of the stored
+    bars: `bars`, for a cross rule, the bars of its interval it has not read yet, oldest first,
+    up to the update's last trade's; `session_opens`, for a day-change rule with trading hours,
+    the open of each session its trades are in (the first stored trade from the session's start)."""
     if state.state_seq is not None and update.update_seq <= state.state_seq:
         return state, []
     armed, last_fired_at, ended = state.armed, state.last_fired_at, state.ended
@@ -44,7 +50,7 @@ def apply_update(
         if not rule.active_at(trade.at):
             continue
         if rule.kind is RuleKind.CHANGE:
-            day, reference = _day_open(rule, update, trade, reference_day, reference_open)
+            day, reference = _day_open(rule, update, trade, reference_day, reference_open, session_opens or {})
             if reference is None:
                 continue  # a trade of a day whose open this rule never saw: nothing to measure from
             reference_day, reference_open = day, reference
@@ -73,12 +79,20 @@ def apply_update(
 
 
 def _day_open(
-    rule: Rule, update: QuoteUpdate, trade: Trade, known_day: date | None, known_open: Decimal | None
+    rule: Rule,
+    update: QuoteUpdate,
+    trade: Trade,
+    known_day: date | None,
+    known_open: Decimal | None,
+    session_opens: Mapping[date, Decimal],
 ) -> tuple[date | None, Decimal | None]:
-    """(the day or session of `trade`, its open) for a day-change rule; see the module docstring."""
+    """(the day or session of `trade`, its open) for a day-change rule; see the package docstring."""
     if rule.hours is not None:
         session = rule.hours.session_of(trade.at)
-        return session, known_open if session == known_day else trade.price
+        if session == known_day:
+            return session, known_open
+        # The session's first stored trade; without one (nothing stored yet), this trade opens it.
+        return session, session_opens.get(session, trade.price) if session is not None else trade.price
     day = trade.at.astimezone(UTC).date()
     if day == update.day and update.day_open is not None:
         return day, update.day_open
@@ -86,12 +100,16 @@ def _day_open(
 
 
 def apply_updates(
-    rule: Rule, state: RuleState, updates: Sequence[QuoteUpdate], bars: Sequence[ClosedBar] = ()
+    rule: Rule,
+    state: RuleState,
+    updates: Sequence[QuoteUpdate],
+    bars: Sequence[ClosedBar] = (),
+    session_opens: Mapping[date, Decimal] | None = None,
 ) -> list[tuple[RuleState, list[Firing]]]:
     """The state after, and the firings of, each update in turn."""
     results = []
     for update in updates:
-        state, firings = apply_update(rule, state, update, bars)
+        state, firings = apply_update(rule, state, update, bars, session_opens)
         results.append((state, firings))
     return results
 

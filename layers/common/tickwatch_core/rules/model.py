@@ -6,7 +6,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -72,6 +72,10 @@ class TradingHours:
         if not inside or (self.weekdays_only and day.weekday() >= 5):
             return None
         return None if self.holidays is not None and is_holiday(self.holidays, day) else day
+
+    def session_start(self, day: date) -> datetime:
+        """The instant the session of `day` opens (its `start` on that day in the zone), in UTC."""
+        return datetime.combine(day, self.start, tzinfo=ZoneInfo(self.zone)).astimezone(UTC)
 
     def describe(self) -> str:
         days = " on weekdays" if self.weekdays_only else ""
