@@ -85,6 +85,27 @@ def series_ticks() -> list[dict]:
     return ticks
 
 
+def add_rules_and_replay(stack: LocalStack, workdir: Path) -> list[str]:
+    """Add the rules from a rule file as `tickwatch local --rules` does, and send the series into
+    the stream as fast as the writer goes; the ids of the rules added."""
+    names = stack.names()
+    rule_file = workdir / "rules.yaml"
+    rule_file.write_text(RULE_FILE, encoding="utf-8")
+    store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
+    added = add_rules(store, load_rule_file(rule_file, now=RULES_ADDED))
+
+    writer = KinesisWriter(stack.session.client("kinesis"), names["TickStreamName"], Spool(workdir / "spool.jsonl"))
+    summary = run_fetch(ReplayProvider(SERIES), writer, Progress(io.StringIO(), is_tty=False))
+    assert summary.invalid == 0
+    assert writer.stats.sent == len(series_ticks())
+    return added
+
+
+def stream_ticks(stack: LocalStack) -> list[dict]:
+    """The ticks in the stream, as the oracle takes them."""
+    return valid_ticks(read_stream(stack.session.client("kinesis"), stack.names()["TickStreamName"]), set())
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Add the rules from a rule file, replay the series as fast as possible, wait until the
@@ -94,20 +115,10 @@ def run(tmp_path_factory):
         LocalStackOptions(outbox=workdir / "outbox", kinesis_poll_interval=0.2, dynamodb_poll_interval=0.1)
     ).start()
     try:
-        names = stack.names()
-        rule_file = workdir / "rules.yaml"
-        rule_file.write_text(RULE_FILE, encoding="utf-8")
-        store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
-        added = add_rules(store, load_rule_file(rule_file, now=RULES_ADDED))
-
-        kinesis = stack.session.client("kinesis")
-        writer = KinesisWriter(kinesis, names["TickStreamName"], Spool(workdir / "spool.jsonl"))
-        summary = run_fetch(ReplayProvider(SERIES), writer, Progress(io.StringIO(), is_tty=False))
-        assert summary.invalid == 0
-        assert writer.stats.sent == len(series_ticks())
+        added = add_rules_and_replay(stack, workdir)
         assert stack.wait_until_caught_up(timeout=60), "the pipeline did not catch up"
         stack.inbox.drain()
-        yield stack, added, valid_ticks(read_stream(kinesis, names["TickStreamName"]), set())
+        yield stack, added, stream_ticks(stack)
     finally:
         stack.stop()
 
