@@ -223,7 +223,7 @@ def test_a_rule_added_in_the_panel_fires_into_the_alert_feed(page, local, artifa
 
 
 def rule_form(page):
-    """The rules form, emptied (as after an added rule) with `kind` chosen."""
+    """The rules form, emptied (as after an added rule)."""
     form = page.locator("[data-rules-form]")
     form.evaluate("form => form.reset()")
     return form
@@ -231,6 +231,19 @@ def rule_form(page):
 
 def choose_kind(form, kind: str) -> None:
     form.locator("[name=kind]").select_option(kind)
+
+
+def add_in_form(page, kind: str, symbol: str, direction: str, level: str, rule_id: str, **fields: str):
+    """Fill and send the form; the rule's row once the list shows it."""
+    form = rule_form(page)
+    choose_kind(form, kind)
+    form.locator("[name=symbol]").fill(symbol)
+    form.locator("[name=direction]").select_option(direction)
+    form.locator("[name=threshold]").fill(level)
+    for name, value in fields.items():
+        form.locator(f"[name={name}]").fill(value)
+    form.locator("[type=submit]").click()
+    return page.wait_for_selector(f"[data-rule-id='{rule_id}']")
 
 
 def test_move_and_cross_rules_with_hours_are_added_and_listed_in_words(page, artifacts):
@@ -339,15 +352,8 @@ def shown_alert_of(page, stack: LocalStack, rule_id: str):
 
 def test_a_move_alert_is_shown_in_the_words_of_its_email(page, local, artifacts):
     stack, feed = local
-    form = rule_form(page)
-    choose_kind(form, "move")
-    form.locator("[name=symbol]").fill("AAPL")
-    form.locator("[name=direction]").select_option("above")
-    form.locator("[name=threshold]").fill("0.5%")
-    form.locator("[name=within]").fill("1m")
-    form.locator("[type=submit]").click()
     rule_id = "AAPL-move-up-0.5pct-1m"
-    page.wait_for_selector(f"[data-rule-id='{rule_id}']")
+    add_in_form(page, "move", "AAPL", "above", "0.5%", rule_id, within="1m")
 
     # Below anything of the last minutes, then 1 % up from there.
     low = (cli_quotes(stack)["AAPL"] * Decimal("0.98")).quantize(Decimal("0.01"))
@@ -366,14 +372,8 @@ def test_a_move_alert_is_shown_in_the_words_of_its_email(page, local, artifacts)
 
 def test_a_cross_alert_is_shown_in_the_words_of_its_email(page, local, artifacts):
     stack, feed = local
-    form = rule_form(page)
-    choose_kind(form, "cross")
-    form.locator("[name=symbol]").fill("NVDA")
-    form.locator("[name=direction]").select_option("above")
-    form.locator("[name=threshold]").fill("sma:2@1m")
-    form.locator("[type=submit]").click()
     rule_id = "NVDA-cross-above-sma2-1m"
-    row = page.wait_for_selector(f"[data-rule-id='{rule_id}']")
+    row = add_in_form(page, "cross", "NVDA", "above", "sma:2@1m", rule_id)
     # A cross rule waits for the price on the other side of its average first.
     assert row.query_selector(".rule-state").inner_text() == "not armed"
 
