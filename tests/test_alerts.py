@@ -509,3 +509,22 @@ def test_a_day_change_rule_with_hours_added_during_the_session_measures_from_its
     market.trade("AAPL", "205", "206.5", step=60)  # +3.25 % on the session's 200, not on 205
     (message,) = market.messages()
     assert "AAPL is up 3.25 % on the day, from the session's open of 200 to 206.5" in message["Message"]
+
+
+def test_an_ended_cross_rule_reads_no_more_bars(market, aws):
+    options = RuleOptions(once=True)
+    market.rules.add("NVDA", "above", 0, kind=RuleKind.CROSS, average=MovingAverage.parse("sma:2@1m"), options=options)
+    market.trade("NVDA", 10, 10, 9, 11, step=60)  # 9 arms, 11 fires: the rule ends
+    assert len(market.messages()) == 1
+    dynamodb = aws.client("dynamodb")
+    counter = CallCounter().attach(dynamodb)
+    market.alerts_app.dispatcher.clients = clients_for(aws, dynamodb=dynamodb)
+    market.trade("NVDA", 12, 13, step=60)  # later minutes: the rules' Query, and no bar read
+    assert counter.calls == {("dynamodb", "Query"): 1}
+
+
+def test_a_move_down_alert_says_it_re_arms_as_the_move_shrinks(market):
+    market.rules.add("TSLA", "below", "2%", kind=RuleKind.MOVE, window=timedelta(minutes=15))
+    market.trade("TSLA", "100", "97.5", step=60)
+    (message,) = market.messages()
+    assert "It re-arms when TSLA's move down within 15m is back below 2%." in message["Message"]

@@ -751,6 +751,7 @@ def test_move_and_cross_rules_are_added_and_listed_with_their_level_in_its_own_f
         ({"threshold": 200, "within": "5m"}, "within", "goes with move"),
         ({"cross": "sma:20"}, "cross", "not like sma:20@1m"),
         ({"cross": "sma:20@1m", "move": "2%", "within": "5m"}, "cross", "give one of"),
+        ({"move": "2%", "within": "99999999999999d"}, "within", "is too long"),
     ],
 )
 def test_a_rule_needs_exactly_one_level(api, body, field, message):

@@ -144,3 +144,24 @@ def test_a_change_is_a_signed_percentage(text, value):
 def test_a_change_that_is_not_a_percentage_in_range_is_refused(text):
     with pytest.raises(ValueError, match="change"):
         parse_change(text)
+
+
+def test_a_late_trade_of_the_session_before_is_skipped_and_keeps_the_current_open():
+    hours = TradingHours(time(0, 0), time(23, 59), "UTC")
+    rule = replace(UP_3, hours=hours)
+    today, yesterday = T0, T0 - timedelta(days=1)
+    opened = apply_updates(rule, RuleState(), [update(1, "100", start=today)], session_opens={DAY: Decimal(100)})
+    state = opened[-1][0]
+    # A trade of yesterday's session arrives late, then today's 103.5 (+3.5 % on today's 100).
+    late = QuoteUpdate("AAPL", "002", (Trade(Decimal(50), yesterday), Trade(Decimal("103.5"), today)))
+    after, firings = apply_update(rule, state, late)
+    assert [(str(f.price), str(f.reference)) for f in firings] == [("103.5", "100")]
+    assert (after.reference_day, after.reference_open) == (DAY, Decimal(100))
+
+
+def test_a_session_whose_start_the_clock_jumps_over_opens_at_the_jump():
+    # 02:30 does not exist in New York on 2026-03-08: the clocks go from 02:00 EST to 03:00 EDT.
+    hours = TradingHours(time(2, 30), time(4, 0), "America/New_York")
+    assert hours.session_start(date(2026, 3, 8)) == datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    assert hours.session_of(datetime(2026, 3, 8, 7, 5, tzinfo=UTC)) == date(2026, 3, 8)
+    assert hours.session_start(date(2026, 3, 9)) == datetime(2026, 3, 9, 6, 30, tzinfo=UTC)

@@ -219,7 +219,8 @@ def _closing_lines(firing: Firing, what_moves: str, rearm: str) -> list[str]:
     else:
         what_next = (
             f"The rule is now disarmed. It re-arms when {what_moves} "
-            + ("below" if rule.direction is Direction.ABOVE else "above")
+            # A move (up or down) re-arms as it shrinks; the others back past their level.
+            + ("below" if rule.direction is Direction.ABOVE or rule.kind is RuleKind.MOVE else "above")
             + f" {rearm}"
             + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else ".")
         )
@@ -325,15 +326,22 @@ class AlertDispatcher:
         except AWS_ERRORS as error:  # reported by process(), which fails that symbol's updates
             return error
 
+    def _bar_reader(self) -> MarketReader:
+        """Strongly consistent: the processor wrote the bars just before the quote whose stream
+        record this is, and a bar is read once, so a stale copy would stay in a rule's average."""
+        return MarketReader(self.clients.dynamodb, self.settings.table_name, consistent=True)
+
     def session_opens_to_read(self, stored: StoredRule, trades: list[datetime]) -> dict[date, Decimal]:
         """A day-change rule with trading hours measures from its session's open: the open of the
         session's first stored one-minute bar, so a rule added during a session measures from its
         real open. One Query of one item per session the rule has no open of yet: once a day."""
         rule, known = stored.rule, stored.state.reference_day
-        if rule.kind is not RuleKind.CHANGE or rule.hours is None or not trades:
+        if rule.kind is not RuleKind.CHANGE or rule.hours is None or not _evaluates_any(stored, trades):
             return {}
-        sessions = {session for at in trades if (session := rule.hours.session_of(at)) not in (None, known)}
-        reader = MarketReader(self.clients.dynamodb, self.settings.table_name)
+        sessions = {session for at in trades if (session := rule.hours.session_of(at)) is not None}
+        # A session before the one the rule knows is skipped by the decision: no open to read.
+        sessions = {session for session in sessions if known is None or session > known}
+        reader = self._bar_reader()
         end = max(trades) + timedelta(minutes=1)
         opens = {}
         for session in sorted(sessions):
@@ -348,7 +356,7 @@ class AlertDispatcher:
         (as the query API's warm-up), so it has an average at once. At most one Query per rule and
         batch, and none while the batch stays in the interval the rule read up to."""
         rule, series = stored.rule, stored.state.series
-        if rule.kind is not RuleKind.CROSS or not trades:
+        if rule.kind is not RuleKind.CROSS or not _evaluates_any(stored, trades):
             return ()
         assert rule.average is not None
         length = rule.average.length
@@ -356,7 +364,7 @@ class AlertDispatcher:
         read_from = series.read_until if series is not None else None
         if read_from is not None and read_from >= until:
             return ()
-        reader = MarketReader(self.clients.dynamodb, self.settings.table_name)
+        reader = self._bar_reader()
         bars = []
         if read_from is None:
             read_from = min(interval_start(min(trades), length), until)
@@ -528,6 +536,14 @@ class _Batch:
         self.report.deferred += len(firings)
         sequence = min((self.stream_sequence_of_update[(f.rule.symbol, f.update_seq)] for f in firings), key=int)
         self.report.failures.append((f"publish of {len(firings)} alerts", f"deferred: {reason}", sequence))
+
+
+def _evaluates_any(stored: StoredRule, trades: list[datetime]) -> bool:
+    """Whether the rule may evaluate any of the trades: an ended rule never does, an expired one
+    not after its expiry. Such rules read no bars (nothing would ever move them on)."""
+    if not trades or stored.state.ended:
+        return False
+    return stored.rule.expires_at is None or min(trades) < stored.rule.expires_at
 
 
 @dataclass(frozen=True, slots=True)

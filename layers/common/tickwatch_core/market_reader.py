@@ -40,6 +40,7 @@ class MarketReader:
 
     client: Any
     table_name: str
+    consistent: bool = False  # strongly consistent bar reads (the alerts function's)
 
     def quotes(self) -> list[Quote]:
         """The latest quote of every symbol, by symbol."""
@@ -76,6 +77,7 @@ class MarketReader:
             "ProjectionExpression": ", ".join(f"#{name}" for name in _BAR_ATTRIBUTES),
             "ExpressionAttributeNames": {f"#{name}": name for name in _BAR_ATTRIBUTES},
             **({"Limit": limit} if limit is not None else {}),
+            **({"ConsistentRead": True} if self.consistent else {}),
         }
         while True:
             response = self.client.query(**arguments)
@@ -90,7 +92,7 @@ class MarketReader:
         oldest first. Reads back twice as far as `count` bars need, then four times further each
         round while a gappy history has too few, up to MAX_LOOKBACK."""
         bars: list[OhlcvBar] = []
-        span, upper = 2 * count * length, before
+        span, upper = min(2 * count * length, MAX_LOOKBACK), before
         while True:
             lower = max(interval_start(before - span, length), _EARLIEST)
             bars = aggregate(self.iter_minute_bars(symbol, lower, upper), length) + bars

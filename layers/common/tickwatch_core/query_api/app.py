@@ -238,7 +238,7 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         summary="Remove a rule",
         responses=_answers(models.DeletedRuleOut, "The removed rule", 404, 422),
     )
-    def delete_rule(rule_id: Annotated[str, Path(max_length=64)]):
+    def delete_rule(rule_id: Annotated[str, Path(max_length=128)]):
         symbol = checked("rule_id", split_rule_id, rule_id)
         stored = next((s for s in service.rules.list(symbol) if s.rule.rule_id == rule_id), None)
         try:

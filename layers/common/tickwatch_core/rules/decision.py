@@ -89,10 +89,12 @@ def _day_open(
     """(the day or session of `trade`, its open) for a day-change rule; see the package docstring."""
     if rule.hours is not None:
         session = rule.hours.session_of(trade.at)
+        if session is None or (known_day is not None and session < known_day):
+            return session, None  # a late trade of an earlier session: its open is gone
         if session == known_day:
             return session, known_open
         # The session's first stored trade; without one (nothing stored yet), this trade opens it.
-        return session, session_opens.get(session, trade.price) if session is not None else trade.price
+        return session, session_opens.get(session, trade.price)
     day = trade.at.astimezone(UTC).date()
     if day == update.day and update.day_open is not None:
         return day, update.day_open

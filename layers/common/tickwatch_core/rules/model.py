@@ -74,8 +74,16 @@ class TradingHours:
         return None if self.holidays is not None and is_holiday(self.holidays, day) else day
 
     def session_start(self, day: date) -> datetime:
-        """The instant the session of `day` opens (its `start` on that day in the zone), in UTC."""
-        return datetime.combine(day, self.start, tzinfo=ZoneInfo(self.zone)).astimezone(UTC)
+        """The instant the session of `day` opens (its `start` on that day in the zone), in UTC.
+        A `start` the clock jumps over that day (daylight saving begins) opens at the jump."""
+        zone, wall = ZoneInfo(self.zone), datetime.combine(day, self.start)
+        instant = wall.replace(tzinfo=zone).astimezone(UTC)
+        if instant.astimezone(zone).replace(tzinfo=None) == wall:
+            return instant
+        instant = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)  # before the jump
+        while instant.astimezone(zone).replace(tzinfo=None) < wall:
+            instant += timedelta(minutes=1)
+        return instant
 
     def describe(self) -> str:
         days = " on weekdays" if self.weekdays_only else ""

@@ -62,7 +62,10 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(amount) * _DURATION_UNITS[unit] for amount, unit in _DURATION_PART.findall(cleaned))
     if seconds <= 0:
         raise ValueError(f"duration {text!r} must be longer than zero")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"duration {text!r} is too long") from None
 
 
 # A change below -100 % is a price below zero; far above +1000 % is surely a typo.
