@@ -7,7 +7,7 @@ added at a session's open, warmed up for 4 hours, then timed on 20 minutes of on
 updates of 10 trades each. A cross rule is given its bars as the alerts function gives them
 (`AlertDispatcher.bars_to_read`, on an in-memory table of stored one-minute bars, the walk's
 included): on its first evaluation the bars before it (the seeding, with the read units it costs),
-then one eventually consistent Query each time an update reaches a later bar interval. Alongside:
+then one strongly consistent Query each time an update reaches a later bar interval. Alongside:
 how many updates change the rule's state (each is a conditional UpdateItem), the rule item's size
 (write units per state write, read units of the consistent rules Query that loads it every
 invocation), the time to decode the item and encode its state, and a cross rule's bar Queries (how
@@ -121,7 +121,7 @@ CASES = [
 
 @dataclass
 class BarReads:
-    """Stored bars a cross rule read: its eventually consistent Queries, the bar items they
+    """Stored bars a cross rule read: its strongly consistent Queries, the bar items they
     returned and their read units."""
 
     queries: int = 0
@@ -556,7 +556,7 @@ def render(part: dict[str, Any]) -> list[str]:
         "",
         f"Measured on {part['measured_seconds']:,} one-second quote updates once the rule is warm "
         f"(median of {part['runs']} runs); {part['trades_per_second']} trades per invocation. A state write is one "
-        "conditional UpdateItem, billed by the whole item's size. A cross rule reads its bars with one eventually "
+        "conditional UpdateItem, billed by the whole item's size. A cross rule reads its bars with one strongly "
         "consistent Query when an update reaches a later bar interval; the Query's AWS wait is a whole round "
         f"({part['write_wait_assumed_ms']:g} ms), a state write's 1/16 of one.",
         "",
@@ -583,7 +583,7 @@ def render(part: dict[str, Any]) -> list[str]:
     lines += [
         "",
         "A month of one rule (USD): its state writes, its share of the rules Query every invocation reads "
-        "(strongly consistent), a cross rule's bar Queries (eventually consistent), and the Lambda time above; "
+        "(strongly consistent), a cross rule's bar Queries (strongly consistent), and the Lambda time above; "
         "invocations once a second: "
         + ", ".join(f"{name}: {invocations:,}" for name, invocations in schedules.items())
         + ".",
