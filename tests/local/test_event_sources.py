@@ -232,7 +232,11 @@ def test_starting_position_latest_skips_what_was_there_before(aws, stream):
         kinesis_settings(stream, starting_position="LATEST"), function, aws, poll_interval=0.05
     ).start()
     try:
-        time.sleep(0.3)
+        # Put only once the mapping has its LATEST iterator and has read to the tip: a fixed sleep
+        # lost that race on a loaded machine, and the new records were skipped too.
+        deadline = time.monotonic() + 10
+        while not mapping.idle() and time.monotonic() < deadline:
+            time.sleep(0.02)
         put(aws, 3, start=100)
         deadline = time.monotonic() + 10
         while len(function.delivered()) < 3 and time.monotonic() < deadline:
