@@ -63,7 +63,7 @@ lint: install ## ruff, cfn-lint, sam validate --lint and checkov (zero failed ch
 build: install ## sam build into a temporary directory (proves the template and layer package)
 	@build_dir=$$(mktemp -d) && trap 'rm -rf "$$build_dir"' EXIT && \
 	  $(SAM) build --build-dir "$$build_dir/build" --cache-dir "$(abspath .aws-sam/cache)" && \
-	  test -f "$$build_dir/build/CommonLayer/python/tickwatch_core/tick.schema.json" && \
+	  test -f "$$build_dir/build/CommonLayer/python/tickwatch_core/domain/tick.schema.json" && \
 	  test -d "$$build_dir/build/CommonLayer/python/aws_lambda_powertools" && \
 	  test -f "$$build_dir/build/ProcessorFunction/app.py" && \
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
@@ -75,7 +75,7 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -f "$$build_dir/build/ProducerFunction/app.py" && \
 	  test -d "$$build_dir/build/CompactorFunction/duckdb" && \
 	  test -d "$$build_dir/build/CommonLayer/python/pydantic" && \
-	  test -f "$$build_dir/build/CommonLayer/python/tickwatch_core/__pycache__/ticks.cpython-313.pyc" && \
+	  test -f "$$build_dir/build/CommonLayer/python/tickwatch_core/domain/__pycache__/ticks.cpython-313.pyc" && \
 	  test -n "$$(find "$$build_dir/build/CommonLayer/python/pydantic" -name '*.cpython-313.pyc' -print -quit)" && \
 	  for function in $$build_dir/build/*Function; do \
 	    size=$$(du -sb "$$function" "$$build_dir/build/CommonLayer" | awk '{total += $$1} END {print total}'); \

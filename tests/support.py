@@ -13,9 +13,10 @@ from botocore.exceptions import ClientError
 
 from tickwatch.local import events
 from tickwatch.local.verify import stream_records
-from tickwatch_core import exact_json, items
+from tickwatch_core.apps.query_api.views import quote_view
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.query_api.views import quote_view
+from tickwatch_core.domain import exact_json
+from tickwatch_core.store import items
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

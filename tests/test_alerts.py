@@ -21,10 +21,10 @@ from tests.support import (
     subscribe_queue,
     tick,
 )
-from tickwatch_core import items
-from tickwatch_core.market import Bar
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import MovingAverage, RuleKind, RuleOptions, TradingHours
+from tickwatch_core.domain.market import Bar
+from tickwatch_core.domain.rules import MovingAverage, RuleKind, RuleOptions, TradingHours
+from tickwatch_core.store import items
+from tickwatch_core.store.rule_store import RuleStore
 
 
 class Market:

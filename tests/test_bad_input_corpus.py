@@ -7,7 +7,7 @@ import base64
 import json
 
 from tests.support import BASE_TIME, KinesisBatch, LambdaContext, list_objects, scan_table, sequence, tick
-from tickwatch_core import items
+from tickwatch_core.store import items
 
 TS = "2026-11-20T14:30:00Z"
 

@@ -10,7 +10,7 @@ from botocore.awsrequest import AWSResponse
 
 from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, kinesis_records, tick
 from tickwatch.cli import main
-from tickwatch_core.ticks import validate_tick_document
+from tickwatch_core.domain.ticks import validate_tick_document
 
 STACK = "tickwatch-test"
 

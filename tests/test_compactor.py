@@ -28,7 +28,7 @@ from tests.support import (
     tick,
 )
 from tests.test_processor import market_ticks
-from tickwatch_core import exact_json
+from tickwatch_core.domain import exact_json
 from tickwatch_core.history.columns import TICK_COLUMNS
 from tickwatch_core.history.compaction import HistoryCompactor
 from tickwatch_core.history.engine import ParquetEngine

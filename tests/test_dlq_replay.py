@@ -17,7 +17,7 @@ from tests.support import LambdaContext, kinesis_records, scan_table, tick
 from tickwatch.dlq import Invocation, LambdaInvoker, failed_batches, replay_queue, template_filters
 from tickwatch.local import events
 from tickwatch.template import Template
-from tickwatch_core.repair import REPLAY_FLAG
+from tickwatch_core.store.repair import REPLAY_FLAG
 
 
 @pytest.fixture

@@ -21,9 +21,9 @@ from tests.support import (
 from tests.test_producer import load_producer, provider  # noqa: F401 - fixtures
 from tickwatch.local.verify import read_stream
 from tickwatch.template import PhysicalResource, Template
+from tickwatch_core.apps.live.connections import ConnectionStore
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.store.rule_store import RuleStore
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 SCENARIOS = {

@@ -17,9 +17,9 @@ from tests.query_support import call
 from tests.support import BASE_TIME, FailingClient, KinesisBatch, LambdaContext, clients_for, tick
 from tickwatch.local.verify import stream_records
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.ingest import MAX_BODY_BYTES, MAX_TICKS
-from tickwatch_core.items import quote_key
-from tickwatch_core.ticks import TickRejected, parse_tick
+from tickwatch_core.domain.ticks import TickRejected, parse_tick
+from tickwatch_core.sources.ingest import MAX_BODY_BYTES, MAX_TICKS
+from tickwatch_core.store.items import quote_key
 
 NOW = BASE_TIME + timedelta(minutes=5)
 

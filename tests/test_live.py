@@ -12,10 +12,10 @@ from botocore.exceptions import ClientError
 
 from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, quote_as_served, scan_table, tick
 from tickwatch.filters import matches_any
-from tickwatch_core import items
-from tickwatch_core.live.messages import MAX_MESSAGE_BYTES
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import Direction
+from tickwatch_core.apps.live.messages import MAX_MESSAGE_BYTES
+from tickwatch_core.domain.rules import Direction
+from tickwatch_core.store import items
+from tickwatch_core.store.rule_store import RuleStore
 
 
 def ws_event(route: str, connection_id: str, *, body: str | None = None, key: str | None = None) -> dict:

@@ -23,7 +23,7 @@ from tests.support import (
     sequence,
     tick,
 )
-from tickwatch_core import items
+from tickwatch_core.store import items
 
 SYMBOLS = ("AAPL", "MSFT", "TSLA")
 
@@ -342,7 +342,7 @@ def test_a_tick_whose_partition_key_is_not_its_symbol_is_quarantined(aws, stack,
 def test_an_update_too_large_for_one_item_is_written_as_a_chain_with_the_same_result(
     aws, stack, processor_app, monkeypatch
 ):
-    import tickwatch_core.processor as processor_module
+    import tickwatch_core.pipeline.processor as processor_module
 
     documents = market_ticks(60, symbols=("AAPL",))
     batch = KinesisBatch()

@@ -22,9 +22,9 @@ from tests.support import LambdaContext
 from tickwatch.local.schedules import read_schedules
 from tickwatch.local.verify import read_stream
 from tickwatch.template import Template, create_resources
-from tickwatch_core.credits import CreditLedger, CreditLedgerUnavailable, CreditLimits
-from tickwatch_core.kinesis_put import RetryPolicy
-from tickwatch_core.producer import ScheduledProducer
+from tickwatch_core.sources.credits import CreditLedger, CreditLedgerUnavailable, CreditLimits
+from tickwatch_core.sources.kinesis_put import RetryPolicy
+from tickwatch_core.sources.producer import ScheduledProducer
 
 SECRET = "tickwatch/producer-api-key"
 START = datetime(2026, 11, 20, 14, 30, 0, tzinfo=UTC)

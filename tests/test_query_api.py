@@ -12,12 +12,12 @@ from openapi_spec_validator import validate
 
 from tests.query_support import ROUTES, call
 from tests.support import BASE_TIME, CallCounter, FailingClient, LambdaContext, clients_for, kinesis_event, tick
-from tickwatch_core import items
-from tickwatch_core.dynamodb import batch_put
-from tickwatch_core.indicators import BarPoint, Indicator, compute
-from tickwatch_core.market import Bar
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import Direction, Firing, Rule, make_rule_id
+from tickwatch_core.domain.indicators import BarPoint, Indicator, compute
+from tickwatch_core.domain.market import Bar
+from tickwatch_core.domain.rules import Direction, Firing, Rule, make_rule_id
+from tickwatch_core.store import items
+from tickwatch_core.store.dynamodb import batch_put
+from tickwatch_core.store.rule_store import RuleStore
 
 DAY = datetime(2026, 11, 19, tzinfo=UTC)
 
@@ -489,7 +489,7 @@ def test_the_docs_page_is_swagger_ui_served_from_the_bundle(api):
 
 
 def cursor_of(values: dict) -> str:
-    from tickwatch_core.query_api.views import encode_cursor
+    from tickwatch_core.apps.query_api.views import encode_cursor
 
     return encode_cursor(values)
 

@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import FailingClient, KinesisBatch, clients_for, scan_table, sequence
 from tests.test_processor import invoke, market_ticks, raw_lines, state_of
-from tickwatch_core.repair import REPLAY_FLAG
+from tickwatch_core.store.repair import REPLAY_FLAG
 
 TICKS = 90
 B = range(30, 50)  # the batch that gets abandoned

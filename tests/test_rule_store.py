@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from tests.support import scan_table
-from tickwatch_core import items
-from tickwatch_core.rule_store import RuleExistsError, RuleStore, UnknownRuleError
-from tickwatch_core.rules import Direction, Rule, RuleState
+from tickwatch_core.domain.rules import Direction, Rule, RuleState
+from tickwatch_core.store import items
+from tickwatch_core.store.rule_store import RuleExistsError, RuleStore, UnknownRuleError
 
 CREATED = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 

@@ -13,18 +13,18 @@ import pytest
 from tests.support import BASE_TIME, LambdaContext, StreamReader, kinesis_event, tick
 from tickwatch.filters import matches_any
 from tickwatch.template import Template, create_resources
+from tickwatch_core.domain.market import ReceivedTick
+from tickwatch_core.domain.ticks import parse_tick
 from tickwatch_core.history.columns import PARTITION_COLUMNS, QUARANTINE_FIELDS, RAW_FIELDS, TICK_COLUMNS
 from tickwatch_core.history.layout import HISTORY_PREFIX, QUARANTINE_PREFIX, RAW_PREFIX
-from tickwatch_core.market import ReceivedTick
-from tickwatch_core.processor import (
+from tickwatch_core.pipeline.processor import (
     QuarantinedRecord,
     StreamRecord,
     hour_partition,
     plan_quarantine_object,
     raw_line,
 )
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.ticks import parse_tick
+from tickwatch_core.store.rule_store import RuleStore
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 TEMPLATE = Template.load()

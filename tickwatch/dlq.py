@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from tickwatch.filters import matches_any
 from tickwatch.local import events
-from tickwatch_core.repair import REPLAY_FLAG
+from tickwatch_core.store.repair import REPLAY_FLAG
 
 # Output key of each function's failure queue in template.yaml.
 FAILURE_QUEUES = {"processor": "ProcessorFailureQueueUrl", "alerts": "AlertsFailureQueueUrl"}

@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, ev
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tickwatch_core.alerts import AlertDispatcher, AlertsReport, StreamQuoteUpdate, quote_update_from_image
 from tickwatch_core.config import AlertsSettings
-from tickwatch_core.items import QUOTE_SORT_KEY
+from tickwatch_core.pipeline.alerts import AlertDispatcher, AlertsReport, StreamQuoteUpdate, quote_update_from_image
+from tickwatch_core.store.items import QUOTE_SORT_KEY
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

@@ -1,5 +1,5 @@
 """Broadcast Lambda: quote, bar and alert changes from the market table's stream -> one `update`
-message per WebSocket connection following their symbols (`tickwatch_core.live.broadcast`).
+message per WebSocket connection following their symbols (`tickwatch_core.apps.live.broadcast`).
 
 The template's FilterCriteria lets only latest quotes, one-minute bars and new alert-history items
 through.
@@ -15,11 +15,11 @@ from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, ev
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickwatch_core.apps.live.broadcast import Broadcaster, BroadcastReport
+from tickwatch_core.apps.live.connections import ConnectionStore
+from tickwatch_core.apps.live.messages import TableChange
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import BroadcastSettings
-from tickwatch_core.live.broadcast import Broadcaster, BroadcastReport
-from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.live.messages import TableChange
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

@@ -1,6 +1,6 @@
 """Ingest Lambda: `POST /ticks` on the query API -> the tick stream.
 
-The route lives in the layer (`tickwatch_core.ingest_api`), so the local stack's HTTP gateway and
+The route lives in the layer (`tickwatch_core.apps.ingest_api`), so the local stack's HTTP gateway and
 the tests serve the very same app; this handler only adds logging, metrics and tracing.
 """
 
@@ -12,8 +12,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickwatch_core.apps.ingest_api import IngestService, build_ingest_app
 from tickwatch_core.config import IngestSettings
-from tickwatch_core.ingest_api import IngestService, build_ingest_app
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

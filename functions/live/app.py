@@ -1,5 +1,5 @@
 """WebSocket API Lambda: `$connect` (API key check), `$disconnect`, `subscribe`, `unsubscribe` and
-`$default`, all served by `tickwatch_core.live.routes` (the local emulator serves the same routes)."""
+`$default`, all served by `tickwatch_core.apps.live.routes` (the local emulator serves the same routes)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickwatch_core.apps.live.connections import ConnectionStore
+from tickwatch_core.apps.live.keys import ApiKeyCheck
+from tickwatch_core.apps.live.routes import LiveRoutes
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import LiveSettings
-from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.live.keys import ApiKeyCheck
-from tickwatch_core.live.routes import LiveRoutes
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

@@ -17,8 +17,8 @@ from aws_lambda_powertools.utilities.data_classes import KinesisStreamEvent, eve
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickwatch_core.config import ProcessorSettings
-from tickwatch_core.processor import BatchReport, StreamRecord, TickBatchProcessor
-from tickwatch_core.repair import REPLAY_FLAG
+from tickwatch_core.pipeline.processor import BatchReport, StreamRecord, TickBatchProcessor
+from tickwatch_core.store.repair import REPLAY_FLAG
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

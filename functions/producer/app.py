@@ -1,6 +1,6 @@
 """Producer Lambda: on its EventBridge schedule, quotes from Twelve Data or Finnhub -> the tick stream.
 
-Thin by design: `tickwatch_core.producer` reserves the plan's credits, fetches the quotes,
+Thin by design: `tickwatch_core.sources.producer` reserves the plan's credits, fetches the quotes,
 validates and puts them; this handler turns its report into one summary line, a line per problem
 and metrics. A provider error, a missing or wrong secret and a rejected key end the run normally
 (logged and counted): raising would make EventBridge retry a run that already spent its credits,
@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import ProducerSettings
-from tickwatch_core.producer import ProducerReport, ScheduledProducer
+from tickwatch_core.sources.producer import ProducerReport, ScheduledProducer
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

@@ -1,6 +1,6 @@
 """Query API Lambda: API Gateway REST proxy events -> the query API's routes.
 
-The routes live in the layer (`tickwatch_core.query_api`), so the local stack's HTTP gateway and the
+The routes live in the layer (`tickwatch_core.apps.query_api`), so the local stack's HTTP gateway and the
 tests serve the very same app; this handler only adds logging and tracing. (Request counts,
 latency and 4xx/5xx rates per route are API Gateway's own metrics.)
 """
@@ -13,8 +13,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from tickwatch_core.apps.query_api.app import QueryService, build_app
 from tickwatch_core.config import QuerySettings
-from tickwatch_core.query_api.app import QueryService, build_app
 from tickwatch_core.tracing import handler_tracer
 
 logger = Logger()

@@ -20,10 +20,11 @@ from tickwatch.cli import main as tickwatch
 from tickwatch.fetch.simulator import MarketSimulator
 from tickwatch.fetch.writer import KinesisWriter, Record, Spool
 from tickwatch.local.stack import LocalStack, LocalStackOptions
-from tickwatch_core import exact_json, items
+from tickwatch_core.apps.live.connections import ConnectionStore
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.rules import Direction, make_rule_id
+from tickwatch_core.domain import exact_json
+from tickwatch_core.domain.rules import Direction, make_rule_id
+from tickwatch_core.store import items
 
 SYMBOLS = {"AAPL": Decimal("190.00"), "MSFT": Decimal("410.00"), "NVDA": Decimal("140.00")}
 HISTORY = timedelta(minutes=90)

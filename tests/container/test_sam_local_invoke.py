@@ -36,13 +36,13 @@ from tickwatch.local.container import (
 from tickwatch.local.run import DOCKER_BRIDGE_GATEWAY
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.template import Template
+from tickwatch_core.apps.live.connections import ConnectionStore
 from tickwatch_core.aws import AwsClients
+from tickwatch_core.domain.ticks import TickRejected, parse_tick
 from tickwatch_core.history.layout import history_key
 from tickwatch_core.history.plan import FINGERPRINT_METADATA
-from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.processor import StreamRecord, batch_suffix, plan_raw_objects, split_batch
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.ticks import TickRejected, parse_tick
+from tickwatch_core.pipeline.processor import StreamRecord, batch_suffix, plan_raw_objects, split_batch
+from tickwatch_core.store.rule_store import RuleStore
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 EVENTS = REPOSITORY / "events"

@@ -11,7 +11,7 @@ from itertools import pairwise
 import pytest
 
 from tickwatch.fetch.simulator import BASE_VOLUME, DEFAULT_SYMBOLS, MarketSimulator, parse_symbols
-from tickwatch_core.ticks import validate_tick_document
+from tickwatch_core.domain.ticks import validate_tick_document
 
 AT = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 

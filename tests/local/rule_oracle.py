@@ -1,6 +1,6 @@
 """The alerts every rule kind should give, computed from the README's definitions alone.
 
-Nothing here imports the pipeline's rule code (`tickwatch_core.rules`, `tickwatch_core.alerts`):
+Nothing here imports the pipeline's rule code (`tickwatch_core.domain.rules`, `tickwatch_core.pipeline.alerts`):
 rules are read from the entries of a rule file (the fields of `POST /rules`) with parsers of
 their own, and each rule is evaluated with plain loops over the trades, written to be obviously
 the definition rather than fast:

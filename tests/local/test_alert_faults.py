@@ -27,7 +27,7 @@ from tickwatch.fetch.simulator import DEFAULT_SYMBOLS
 from tickwatch.local.faults import FaultPlan
 from tickwatch.local.stack import LocalStack, LocalStackOptions
 from tickwatch.local.verify import RuleSpec, verify
-from tickwatch_core.alerts import PUBLISH_BATCH_LIMIT
+from tickwatch_core.pipeline.alerts import PUBLISH_BATCH_LIMIT
 
 SYMBOLS = dict(list(DEFAULT_SYMBOLS.items())[:4])
 TICKS = 4_000

@@ -10,8 +10,8 @@ import pytest
 
 from tickwatch.cli import main
 from tickwatch.local.rule_file import RuleFileError, add_rules, load_rule_file
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import Direction, TradingHours
+from tickwatch_core.domain.rules import Direction, TradingHours
+from tickwatch_core.store.rule_store import RuleStore
 
 NOW = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 

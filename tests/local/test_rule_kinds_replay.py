@@ -33,7 +33,7 @@ from tickwatch.fetch.writer import KinesisWriter, Spool
 from tickwatch.local.rule_file import add_rules, load_rule_file
 from tickwatch.local.stack import LocalStack, LocalStackOptions
 from tickwatch.local.verify import read_stream, received_alert, table_items, valid_ticks
-from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.store.rule_store import RuleStore
 
 SERIES = Path(__file__).parent.parent / "data" / "replay-rule-kinds.jsonl"
 SERIES_START = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)

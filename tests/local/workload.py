@@ -12,7 +12,7 @@ from tickwatch.fetch.simulator import DEFAULT_SYMBOLS, MarketSimulator
 from tickwatch.fetch.writer import KinesisWriter, Record, Spool
 from tickwatch.local.stack import LocalStack
 from tickwatch.local.verify import RuleSpec, read_stream
-from tickwatch_core.rule_store import RuleStore
+from tickwatch_core.store.rule_store import RuleStore
 
 SYMBOLS = dict(list(DEFAULT_SYMBOLS.items())[:12])
 TICKS = 10_000

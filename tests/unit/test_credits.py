@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from tickwatch_core.credits import CreditLimits, Grant, allowed, rotation, windows
+from tickwatch_core.sources.credits import CreditLimits, Grant, allowed, rotation, windows
 
 LIMITS = CreditLimits(per_minute=8, per_day=800)
 

@@ -9,7 +9,7 @@ from enum import StrEnum
 
 import pytest
 
-from tickwatch_core import exact_json
+from tickwatch_core.domain import exact_json
 
 
 class Side(StrEnum):

@@ -11,8 +11,8 @@ import pytest
 from talipp.indicators import BB, EMA, RSI, SMA, VWAP
 from talipp.ohlcv import OHLCV
 
-from tickwatch_core import indicators
-from tickwatch_core.indicators import BarPoint, Indicator
+from tickwatch_core.domain import indicators
+from tickwatch_core.domain.indicators import BarPoint, Indicator
 
 START = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
 

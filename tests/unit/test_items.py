@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from tickwatch_core import items
-from tickwatch_core.alerts import alert_message
-from tickwatch_core.market import Trade
-from tickwatch_core.rules import Direction, Firing, Rule, RuleState
+from tickwatch_core.domain.market import Trade
+from tickwatch_core.domain.rules import Direction, Firing, Rule, RuleState
+from tickwatch_core.pipeline.alerts import alert_message
+from tickwatch_core.store import items
 
 T0 = datetime(2026, 11, 20, 14, 30, 0, 123000, tzinfo=UTC)
 
@@ -39,7 +39,7 @@ def test_alert_message_is_readable():
 
 
 def test_alert_keys_sort_in_time_order_within_a_second():
-    from tickwatch_core.items import key_timestamp
+    from tickwatch_core.store.items import key_timestamp
 
     whole_second = datetime(2026, 11, 20, 14, 30, 5, tzinfo=UTC)
     assert key_timestamp(whole_second) == "2026-11-20T14:30:05.000Z"
@@ -55,7 +55,7 @@ def test_trade_times_decode_exactly():
 def test_a_rule_with_every_option_round_trips_through_its_item():
     from datetime import time
 
-    from tickwatch_core.rules import TradingHours
+    from tickwatch_core.domain.rules import TradingHours
 
     rule = Rule(
         "AAPL-above-200",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from tickwatch_core.market import ReceivedTick, Trade, bar_start, fold_bar, fold_quote
-from tickwatch_core.sequence import sortable_sequence
-from tickwatch_core.ticks import Tick
+from tickwatch_core.domain.market import ReceivedTick, Trade, bar_start, fold_bar, fold_quote
+from tickwatch_core.domain.sequence import sortable_sequence
+from tickwatch_core.domain.ticks import Tick
 
 T0 = datetime(2026, 11, 20, 14, 30, 0, tzinfo=UTC)
 

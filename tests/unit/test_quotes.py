@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.fake_provider import API_KEY, FakeQuoteProvider, serving
-from tickwatch_core.provider_keys import ApiKeyError, key_in_secret_text
-from tickwatch_core.quotes import (
+from tickwatch_core.sources.provider_keys import ApiKeyError, key_in_secret_text
+from tickwatch_core.sources.quotes import (
     FinnhubQuotes,
     KeyRejected,
     RateLimited,

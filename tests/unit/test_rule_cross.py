@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from tickwatch_core import indicators
-from tickwatch_core.intervals import interval_start
-from tickwatch_core.market import Trade
-from tickwatch_core.rules import (
+from tickwatch_core.domain import indicators
+from tickwatch_core.domain.intervals import interval_start
+from tickwatch_core.domain.market import Trade
+from tickwatch_core.domain.rules import (
     BarSeries,
     ClosedBar,
     Direction,

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from tickwatch_core.market import Trade
-from tickwatch_core.rules import (
+from tickwatch_core.domain.market import Trade
+from tickwatch_core.domain.rules import (
     Direction,
     QuoteUpdate,
     Rule,

@@ -9,8 +9,8 @@ from decimal import Decimal
 from jsonschema import Draft202012Validator
 
 from tests.test_bad_input_corpus import CORPUS
-from tickwatch_core.schema_check import compile_check
-from tickwatch_core.ticks import _fast_check, tick_schema
+from tickwatch_core.domain.schema_check import compile_check
+from tickwatch_core.domain.ticks import _fast_check, tick_schema
 
 VALID = {
     "symbol": "AAPL",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tickwatch_core.sequence import sequence_from_sortable, sortable_sequence
+from tickwatch_core.domain.sequence import sequence_from_sortable, sortable_sequence
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from tickwatch_core.ticks import MAX_TICK_BYTES, Tick, TickRejected, parse_tick, tick_schema
+from tickwatch_core.domain.ticks import MAX_TICK_BYTES, Tick, TickRejected, parse_tick, tick_schema
 
 ARRIVAL = datetime(2026, 11, 20, 14, 30, 5, tzinfo=UTC)
 
@@ -62,7 +62,7 @@ def test_price_keeps_its_decimal_digits():
 
 
 def test_float_price_from_python_producer_keeps_its_short_form():
-    from tickwatch_core.ticks import validate_tick_document
+    from tickwatch_core.domain.ticks import validate_tick_document
 
     tick = validate_tick_document(
         {"symbol": "AAPL", "price": 201.05, "timestamp": "2026-11-20T14:30:00Z"}, received_at=ARRIVAL

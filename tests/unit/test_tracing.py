@@ -97,7 +97,7 @@ def test_the_template_turns_tracing_off_everywhere_with_one_parameter():
 def test_our_dynamodb_number_context_is_boto3s():
     from boto3.dynamodb.types import DYNAMODB_CONTEXT as BOTO3_CONTEXT
 
-    from tickwatch_core.numbers import DYNAMODB_CONTEXT
+    from tickwatch_core.domain.numbers import DYNAMODB_CONTEXT
 
     assert (DYNAMODB_CONTEXT.prec, DYNAMODB_CONTEXT.Emin, DYNAMODB_CONTEXT.Emax) == (
         BOTO3_CONTEXT.prec,

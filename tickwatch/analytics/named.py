@@ -16,7 +16,7 @@ import sqlglot
 from sqlglot import exp
 
 from tickwatch.template import Template
-from tickwatch_core.ticks import tick_schema
+from tickwatch_core.domain.ticks import tick_schema
 
 _PARAMETERS_LINE = re.compile(r"^\s*--\s*parameters:\s*(.*)$", re.IGNORECASE | re.MULTILINE)
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

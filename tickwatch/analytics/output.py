@@ -17,8 +17,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from tickwatch.analytics.result import QueryResult
-from tickwatch_core import exact_json
-from tickwatch_core.rules import format_decimal
+from tickwatch_core.domain import exact_json
+from tickwatch_core.domain.rules import format_decimal
 
 FORMATS = ("table", "csv", "json")
 _NUMBERS = (int, float, Decimal)

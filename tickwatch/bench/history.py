@@ -48,7 +48,7 @@ from tickwatch_core.aws import AwsClients
 from tickwatch_core.history.columns import TICK_COLUMNS
 from tickwatch_core.history.compaction import HistoryCompactor, HourReport
 from tickwatch_core.history.engine import CompactedFile, EngineSettings, ParquetEngine
-from tickwatch_core.processor import StreamRecord, batch_suffix, plan_raw_objects, split_batch
+from tickwatch_core.pipeline.processor import StreamRecord, batch_suffix, plan_raw_objects, split_batch
 
 HOUR = datetime(2026, 11, 20, 14, tzinfo=UTC)
 RATE = 1000  # ticks/s: the hour, the month and the costs are modelled at this rate

@@ -24,12 +24,12 @@ from tickwatch.bench import cost
 from tickwatch.bench.fake_aws import FakeDynamoDB
 from tickwatch.bench.measure import invoke, load_handler, moto_pipeline, percentiles_ms
 from tickwatch.bench.query import sample_quote
-from tickwatch_core import items
+from tickwatch_core.apps.live.broadcast import Broadcaster
+from tickwatch_core.apps.live.connections import ConnectionStore
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.live.broadcast import Broadcaster
-from tickwatch_core.live.connections import ConnectionStore
-from tickwatch_core.market import Bar
-from tickwatch_core.rules import Direction, Firing, Rule, make_rule_id
+from tickwatch_core.domain.market import Bar
+from tickwatch_core.domain.rules import Direction, Firing, Rule, make_rule_id
+from tickwatch_core.store import items
 
 CONNECTIONS = 1000
 SYMBOLS = [f"SYM{index}" for index in range(20)]
@@ -133,8 +133,8 @@ def measure_routes(repeats: int) -> dict[str, RouteFigures]:
     """The LiveFunction's routes on the fakes: seconds per `$connect`, `subscribe` (20 symbols) and
     `$disconnect`, each on its own connection."""
     from tickwatch.local.websocket import WebSocketApi
-    from tickwatch_core.live.keys import ApiKeyCheck
-    from tickwatch_core.live.routes import LiveRoutes
+    from tickwatch_core.apps.live.keys import ApiKeyCheck
+    from tickwatch_core.apps.live.routes import LiveRoutes
 
     with moto_pipeline() as (_, template, _, _):
         live = load_handler(template, "LiveFunction")

@@ -42,8 +42,8 @@ from tickwatch.local import events
 from tickwatch.local.functions import LocalFunction
 from tickwatch.template import Template, create_resources
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import Direction
+from tickwatch_core.domain.rules import Direction
+from tickwatch_core.store.rule_store import RuleStore
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent.parent
 STREAM_ARN = "arn:aws:kinesis:us-east-1:123456789012:stream/tickwatch-bench"

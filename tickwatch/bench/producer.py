@@ -34,9 +34,9 @@ from tickwatch.bench.measure import RequestCounter, invoke, load_handler, moto_p
 from tickwatch.local.schedules import read_schedules
 from tickwatch.template import Template
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.credits import CreditLedger
-from tickwatch_core.kinesis_put import RetryPolicy
-from tickwatch_core.producer import ScheduledProducer
+from tickwatch_core.sources.credits import CreditLedger
+from tickwatch_core.sources.kinesis_put import RetryPolicy
+from tickwatch_core.sources.producer import ScheduledProducer
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "TSLA", "AMZN", "GOOGL", "META", "NFLX")
 PRICES = {symbol: f"{100 + 37.25 * index:.5f}" for index, symbol in enumerate(SYMBOLS)}
@@ -302,7 +302,7 @@ class _FakeSecrets:
 
 
 class _FakeLedgerTable:
-    """The credit ledger's UpdateItems (`tickwatch_core.credits`): `ADD #n :v`, with or without
+    """The credit ledger's UpdateItems (`tickwatch_core.sources.credits`): `ADD #n :v`, with or without
     `SET expires_at = if_not_exists(expires_at, :expires)`, returning the whole item."""
 
     def __init__(self) -> None:

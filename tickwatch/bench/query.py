@@ -21,11 +21,11 @@ from tickwatch.bench.fake_aws import FakeDynamoDB
 from tickwatch.bench.measure import RequestCounter, invoke, load_handler, moto_pipeline, percentiles_ms
 from tickwatch.local.events import api_gateway_rest_event
 from tickwatch.local.gateway import RestApi
-from tickwatch_core import items
 from tickwatch_core.aws import AwsClients
-from tickwatch_core.dynamodb import batch_put
-from tickwatch_core.market import Bar, Quote
-from tickwatch_core.rules import Direction, Firing, Rule, make_rule_id
+from tickwatch_core.domain.market import Bar, Quote
+from tickwatch_core.domain.rules import Direction, Firing, Rule, make_rule_id
+from tickwatch_core.store import items
+from tickwatch_core.store.dynamodb import batch_put
 
 DAY = datetime(2026, 11, 19, tzinfo=UTC)
 SYMBOLS = [f"SYM{index}" for index in range(100)]

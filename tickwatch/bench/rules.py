@@ -34,13 +34,10 @@ from tickwatch.bench.fake_aws import FakeDynamoDB
 from tickwatch.bench.measure import FIRST_SEQUENCE, item_bytes
 from tickwatch.fetch.simulator import DEFAULT_SYMBOLS, MarketSimulator
 from tickwatch.template import Template
-from tickwatch_core import items
-from tickwatch_core.alerts import AlertDispatcher
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import AlertsSettings
-from tickwatch_core.items import StoredRule
-from tickwatch_core.market import Bar, Trade
-from tickwatch_core.rules import (
+from tickwatch_core.domain.market import Bar, Trade
+from tickwatch_core.domain.rules import (
     ClosedBar,
     Direction,
     MovingAverage,
@@ -52,7 +49,10 @@ from tickwatch_core.rules import (
     apply_update,
     make_rule_id,
 )
-from tickwatch_core.sequence import sortable_sequence
+from tickwatch_core.domain.sequence import sortable_sequence
+from tickwatch_core.pipeline.alerts import AlertDispatcher
+from tickwatch_core.store import items
+from tickwatch_core.store.items import StoredRule
 
 SYMBOL = "AAPL"
 START_PRICE = DEFAULT_SYMBOLS[SYMBOL]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from tickwatch.resources import InputError
-from tickwatch_core.rules import validate_symbol
+from tickwatch_core.domain.rules import validate_symbol
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

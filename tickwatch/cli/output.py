@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tickwatch_core.rules import format_decimal
+from tickwatch_core.domain.rules import format_decimal
 
 
 def _optional(value: Decimal | None) -> str:

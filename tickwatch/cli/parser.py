@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tickwatch.dlq import FAILURE_QUEUES
-from tickwatch_core.rules import parse_duration
+from tickwatch_core.domain.rules import parse_duration
 
 PROVIDERS = ("simulator", "replay", "finnhub", "twelvedata")
 

@@ -10,9 +10,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tickwatch.cli.checks import _check_symbol
 from tickwatch.cli.output import _optional, format_table
 from tickwatch.resources import AwsContext, CliError, explain
-from tickwatch_core import items
-from tickwatch_core.dynamodb import batch_get, keys_by_kind
-from tickwatch_core.rules import format_decimal
+from tickwatch_core.domain.rules import format_decimal
+from tickwatch_core.store import items
+from tickwatch_core.store.dynamodb import batch_get, keys_by_kind
 
 
 def command_quotes(args: argparse.Namespace, context: AwsContext) -> int:

@@ -10,8 +10,7 @@ from typing import Any
 from tickwatch.cli.checks import _check_email, _check_symbol
 from tickwatch.cli.output import _time, format_table
 from tickwatch.resources import AwsContext, CliError, InputError
-from tickwatch_core.rule_store import RuleStore, UnknownRuleError
-from tickwatch_core.rules import (
+from tickwatch_core.domain.rules import (
     Direction,
     Rule,
     RuleKind,
@@ -24,6 +23,7 @@ from tickwatch_core.rules import (
     parse_options,
     rule_status,
 )
+from tickwatch_core.store.rule_store import RuleStore, UnknownRuleError
 
 # --- rules --------------------------------------------------------------------------------------
 

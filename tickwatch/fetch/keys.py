@@ -1,6 +1,6 @@
 """API keys of the market-data providers: from an environment variable or AWS Secrets Manager.
 
-Reading a secret is the layer's (`tickwatch_core.provider_keys`), shared with the scheduled
+Reading a secret is the layer's (`tickwatch_core.sources.provider_keys`), shared with the scheduled
 producer function. A key is never printed or logged: errors name where the key was looked for,
 never its value.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tickwatch_core.provider_keys import ENVIRONMENT_VARIABLES, ApiKeyError, key_from_secret
+from tickwatch_core.sources.provider_keys import ENVIRONMENT_VARIABLES, ApiKeyError, key_from_secret
 
 __all__ = ["ENVIRONMENT_VARIABLES", "ApiKeyError", "api_key"]
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from tickwatch.fetch.simulator import MarketSimulator
-from tickwatch_core.quotes import (
+from tickwatch_core.sources.quotes import (
     TWELVEDATA_URL,
     KeyRejected,
     RateLimited,

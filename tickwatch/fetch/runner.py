@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from typing import IO, Any, Protocol
 
 from tickwatch.fetch.writer import Record, WriterStats
-from tickwatch_core.kinesis_put import tick_record
-from tickwatch_core.ticks import TickRejected
+from tickwatch_core.domain.ticks import TickRejected
+from tickwatch_core.sources.kinesis_put import tick_record
 
 TTY_REFRESH = 0.5
 LOG_EVERY = 10.0

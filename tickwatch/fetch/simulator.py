@@ -121,7 +121,7 @@ class MarketSimulator:
 
 def parse_symbols(text: str) -> dict[str, Decimal]:
     """`AAPL,MSFT=410.5,XYZ` -> symbols with start prices (known ones keep theirs, others 100)."""
-    from tickwatch_core.rules import validate_symbol
+    from tickwatch_core.domain.rules import validate_symbol
 
     symbols: dict[str, Decimal] = {}
     for entry in (part.strip() for part in text.split(",")):

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from tickwatch_core.kinesis_put import (
+from tickwatch_core.sources.kinesis_put import (
     MAX_RECORD_BYTES,
     MAX_RECORDS_PER_REQUEST,
     MAX_REQUEST_BYTES,

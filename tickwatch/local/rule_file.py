@@ -23,8 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import Condition, RuleOptionError, RuleOptions, parse_cooldown, validate_symbol
+from tickwatch_core.domain.rules import Condition, RuleOptionError, RuleOptions, parse_cooldown, validate_symbol
+from tickwatch_core.store.rule_store import RuleStore
 
 
 class RuleFileError(ValueError):
@@ -44,7 +44,7 @@ def load_rule_file(path: Path, *, now: datetime) -> list[RuleSpec]:
     import yaml
     from pydantic import ValidationError
 
-    from tickwatch_core.query_api.models import RuleIn
+    from tickwatch_core.apps.query_api.models import RuleIn
 
     try:
         text = path.read_text(encoding="utf-8")

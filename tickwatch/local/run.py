@@ -31,8 +31,8 @@ from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import LocalState, process_start, state_path
 from tickwatch.template import Template
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import Direction, format_duration
+from tickwatch_core.domain.rules import Direction, format_duration
+from tickwatch_core.store.rule_store import RuleStore
 
 CATCH_UP_TIMEOUT = 60.0
 # Docker's default bridge gateway: the host as containers on the default network see it.
@@ -383,7 +383,7 @@ def producer_api_key_secret(
     for the provider (TWELVEDATA_API_KEY or FINNHUB_API_KEY), to be stored as the local secret
     LOCAL_PRODUCER_SECRET, which `parameter_overrides` then names as ProducerApiKeySecret (unless
     it names a secret already). The key goes only into the emulator, never into the state file."""
-    from tickwatch_core.provider_keys import ENVIRONMENT_VARIABLES
+    from tickwatch_core.sources.provider_keys import ENVIRONMENT_VARIABLES
 
     environ = os.environ if environ is None else environ
     provider = Template.load(parameter_overrides=parameter_overrides).parameter("ProducerProvider")

@@ -29,8 +29,8 @@ from tickwatch.fetch.simulator import DEFAULT_SYMBOLS
 from tickwatch.local.run import function_output_to
 from tickwatch.local.stack import LocalStack, LocalStackOptions
 from tickwatch.local.verify import RuleSpec, read_stream, verify
-from tickwatch_core.rule_store import RuleStore
-from tickwatch_core.rules import parse_duration
+from tickwatch_core.domain.rules import parse_duration
+from tickwatch_core.store.rule_store import RuleStore
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -1,6 +1,6 @@
 """Check what the local pipeline produced against an independent recomputation from the stream.
 
-Nothing here uses the pipeline's domain code (tickwatch_core.market, .rules): expected raw data,
+Nothing here uses the pipeline's domain code (tickwatch_core.domain.market, .rules): expected raw data,
 bars, quotes and alerts are recomputed from the records in the Kinesis stream with plain loops
 that follow the README's definitions. The end-to-end tests, the fault proof and the soak use it.
 """

@@ -152,7 +152,7 @@ class ProducerSettings:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> ProducerSettings:
-        from tickwatch_core.quotes import PROVIDERS
+        from tickwatch_core.sources.quotes import PROVIDERS
 
         environ = os.environ if environ is None else environ
         provider = _required(environ, "QUOTE_PROVIDER")

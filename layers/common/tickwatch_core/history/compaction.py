@@ -39,7 +39,7 @@ from tickwatch_core.history.plan import (
     hours_to_compact,
     raw_objects_by_hour,
 )
-from tickwatch_core.processor import hour_partition
+from tickwatch_core.pipeline.processor import hour_partition
 
 PARQUET_CONTENT_TYPE = "application/vnd.apache.parquet"
 _DOWNLOAD_THREADS = 32

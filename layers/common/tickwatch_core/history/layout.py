@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-from tickwatch_core.processor import QUARANTINE_PREFIX, RAW_PREFIX, hour_partition
+from tickwatch_core.pipeline.processor import QUARANTINE_PREFIX, RAW_PREFIX, hour_partition
 
 HISTORY_PREFIX = "history/"
 HISTORY_FILE = "ticks.parquet"

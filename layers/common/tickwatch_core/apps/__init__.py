@@ -1,0 +1,1 @@
+"""The APIs: one app each, served by Lambda, the local stack and the tests alike."""

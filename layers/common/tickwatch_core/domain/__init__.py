@@ -1,0 +1,1 @@
+"""The pure domain: ticks, quotes and bars, intervals, indicators and rules. No AWS here."""

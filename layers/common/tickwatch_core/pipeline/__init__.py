@@ -1,0 +1,1 @@
+"""The steps the streams drive: the processor (ticks -> raw, quotes, bars) and the alerts."""

@@ -1,0 +1,1 @@
+"""Where ticks come from: providers' quotes, the scheduled producer, ingest, and the Kinesis put."""

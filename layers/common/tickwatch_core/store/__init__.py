@@ -1,0 +1,1 @@
+"""The stored model (`items`) and its DynamoDB access."""
