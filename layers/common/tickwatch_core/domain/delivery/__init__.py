@@ -1,0 +1,1 @@
+"""Delivery, pure: destinations, messages per channel, templates, pacing, retries, signatures."""
