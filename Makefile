@@ -67,6 +67,7 @@ build: install ## sam build into a temporary directory (proves the template and 
 	  test -d "$$build_dir/build/CommonLayer/python/aws_lambda_powertools" && \
 	  test -f "$$build_dir/build/ProcessorFunction/app.py" && \
 	  test -f "$$build_dir/build/AlertsFunction/app.py" && \
+	  test -f "$$build_dir/build/DeliveryFunction/app.py" && \
 	  test -f "$$build_dir/build/QueryFunction/app.py" && \
 	  test -f "$$build_dir/build/IngestFunction/app.py" && \
 	  test -f "$$build_dir/build/LiveFunction/app.py" && \

@@ -110,6 +110,16 @@ def alerts_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[Mod
 
 
 @pytest.fixture
+def delivery_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """functions/delivery/app.py imported with the template's environment, plus what the local
+    stack adds: its destinations may be loopback receivers over plain HTTP."""
+    environment = {**stack.function_environment("DeliveryFunction"), "ALLOW_LOOPBACK_DESTINATIONS": "true"}
+    module = _import_handler("functions.delivery.app", environment, monkeypatch)
+    yield module
+    sys.modules.pop("functions.delivery.app", None)
+
+
+@pytest.fixture
 def query_app(stack: Template, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     """functions/query/app.py imported with the environment the template gives it."""
     module = _import_handler("functions.query.app", stack.function_environment("QueryFunction"), monkeypatch)

@@ -23,6 +23,7 @@ def deployed(aws, stack):
         "MarketTableName": stack.physical["MarketTable"].ref,
         "AlertTopicArn": stack.physical["AlertTopic"].ref,
         "RawBucketName": stack.physical["RawBucket"].ref,
+        "DeliveryTableName": stack.physical["DeliveryTable"].ref,
     }
     template = {
         "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
@@ -227,7 +228,18 @@ def test_quotes_and_alerts_show_what_the_pipeline_wrote(aws, deployed, processor
 
     assert tickwatch(aws, "alerts", "--stack", STACK) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["2026-11-20T14:30:01Z", "AAPL", "above", "200", "201.25", "AAPL-above-200"]
+    assert lines[0].split()[-1] == "DELIVERIES"
+    # A rule without destinations: its alert was published to the alert topic, as before.
+    assert lines[1].split() == [
+        "2026-11-20T14:30:01Z",
+        "AAPL",
+        "above",
+        "200",
+        "201.25",
+        "AAPL-above-200",
+        "email",
+        "published",
+    ]
     assert tickwatch(aws, "alerts", "MSFT", "--stack", STACK) == 0
     assert "no alerts yet for MSFT" in capsys.readouterr().out
 
@@ -308,6 +320,8 @@ def test_dlq_list_shows_what_lambda_gave_up_on(aws, deployed, capsys):
         queue,
         "--alerts-failure-queue",
         deployed.physical["AlertsFailureQueue"].ref,
+        "--delivery-failure-queue",
+        deployed.physical["DeliveryFailureQueue"].ref,
     ]
     assert tickwatch(aws, "dlq", "list", "--stack", STACK, *arguments) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -153,9 +153,13 @@ def test_env_json_names_the_local_stack_resources_and_only_declared_variables():
     """`sam local invoke --env-vars` only overrides variables the template declares."""
     env = load("env.json")
     template = Template.load()
-    for logical_id in ("RawBucket", "MarketTable", "ConnectionTable", "LiveApi", "TickStream"):
+    for logical_id in ("RawBucket", "MarketTable", "ConnectionTable", "DeliveryTable", "LiveApi", "TickStream"):
         template.physical[logical_id] = PhysicalResource(ref=template.physical_name(logical_id))
     template.physical["LiveStage"] = PhysicalResource(ref="live")
+    # The delivery function's dashboard link; sam local invoke has no CloudFront either.
+    template.physical["DashboardDistribution"] = PhysicalResource(
+        ref="local", attributes={"DomainName": "dashboard.local"}
+    )
     # Made up by the emulator at each start: `tickwatch local up` prints it as QueryApiUsagePlanId.
     template.physical["QueryApiUsagePlan"] = PhysicalResource(ref=env["LiveFunction"]["USAGE_PLAN_ID"])
     template.physical["AlertTopic"] = PhysicalResource(

@@ -46,6 +46,7 @@ STREAM_CONSUMERS = {
     "ProcessorFunction": ("kinesis", {"Fn::GetAtt": ["TickStream", "Arn"]}),
     "AlertsFunction": ("dynamodb", {"Fn::Sub": "${MarketTable.Arn}/stream/*"}),
     "BroadcastFunction": ("dynamodb", {"Fn::Sub": "${MarketTable.Arn}/stream/*"}),
+    "DeliveryFunction": ("dynamodb", {"Fn::Sub": "${DeliveryTable.Arn}/stream/*"}),
 }
 
 
@@ -131,21 +132,27 @@ def test_each_stream_consumer_reads_only_its_own_stream(translated, function):
 
 
 def test_the_failure_queues_take_messages_from_their_functions_roles_only(translated):
-    for function, queue in (("ProcessorFunction", "ProcessorFailureQueue"), ("AlertsFunction", "AlertsFailureQueue")):
+    for function, queue in (
+        ("ProcessorFunction", "ProcessorFailureQueue"),
+        ("AlertsFunction", "AlertsFailureQueue"),
+        ("DeliveryFunction", "DeliveryFailureQueue"),
+    ):
         role_id = load_template()["Resources"][function]["Properties"]["Role"]["Fn::GetAtt"][0]
         (send,) = [s for s in _statements(_roles(translated)[role_id]) if "sqs:SendMessage" in _as_list(s["Action"])]
         assert send["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
 
 
-def test_only_the_alerts_function_may_publish_alerts_and_only_over_tls():
+def test_only_the_alerts_and_delivery_functions_may_publish_alerts_and_only_over_tls():
     resources = load_template()["Resources"]
     policy = resources["AlertTopicPolicy"]["Properties"]
     assert policy["Topics"] == [{"Ref": "AlertTopic"}]
     statements = {statement["Sid"]: statement for statement in policy["PolicyDocument"]["Statement"]}
-    publish = statements["PublishOnlyFromTheAlertsFunction"]
+    publish = statements["PublishOnlyFromTheAlertsPath"]
     assert (publish["Effect"], publish["Principal"], publish["Action"]) == ("Deny", "*", "sns:Publish")
-    assert publish["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["AlertsRole", "Arn"]}}}
+    roles = [{"Fn::GetAtt": ["AlertsRole", "Arn"]}, {"Fn::GetAtt": ["DeliveryRole", "Arn"]}]
+    assert publish["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": roles}}
     assert resources["AlertsFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["AlertsRole", "Arn"]}
+    assert resources["DeliveryFunction"]["Properties"]["Role"] == {"Fn::GetAtt": ["DeliveryRole", "Arn"]}
     tls = statements["DenyInsecureTransport"]
     assert tls["Effect"] == "Deny"
     assert "sns:Publish" in tls["Action"]

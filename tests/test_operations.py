@@ -73,7 +73,7 @@ def test_every_function_alarms_on_its_first_error_and_throttle(metric):
 
 
 def test_every_stream_consumer_alarms_when_it_falls_behind_by_the_parameter():
-    assert set(STREAM_CONSUMERS) == {"ProcessorFunction", "AlertsFunction", "BroadcastFunction"}
+    assert set(STREAM_CONSUMERS) == {"ProcessorFunction", "AlertsFunction", "BroadcastFunction", "DeliveryFunction"}
     alarms = _alarms_on("AWS/Lambda", "IteratorAge")
     assert set(alarms) == {_ref(function) for function in STREAM_CONSUMERS}
     for alarm in alarms.values():
@@ -83,7 +83,7 @@ def test_every_stream_consumer_alarms_when_it_falls_behind_by_the_parameter():
 
 
 def test_every_failure_queue_alarms_as_soon_as_anything_arrives():
-    assert FAILURE_QUEUES == ["AlertsFailureQueue", "ProcessorFailureQueue"]
+    assert FAILURE_QUEUES == ["AlertsFailureQueue", "DeliveryFailureQueue", "ProcessorFailureQueue"]
     alarms = _alarms_on("AWS/SQS", "ApproximateNumberOfMessagesVisible")
     assert set(alarms) == {json.dumps({"Fn::GetAtt": [queue, "QueueName"]}, sort_keys=True) for queue in FAILURE_QUEUES}
     for alarm in alarms.values():

@@ -98,6 +98,7 @@ def test_status_of_a_deployed_stack_reads_alarms_queues_and_iterator_age(aws, ca
     )
     processor_queue = sqs.create_queue(QueueName="processor-failures")["QueueUrl"]
     alerts_queue = sqs.create_queue(QueueName="alerts-failures")["QueueUrl"]
+    delivery_queue = sqs.create_queue(QueueName="delivery-failures")["QueueUrl"]
     sqs.send_message(QueueUrl=alerts_queue, MessageBody="{}")
     cloudwatch.put_metric_data(
         Namespace="AWS/Lambda",
@@ -121,6 +122,10 @@ def test_status_of_a_deployed_stack_reads_alarms_queues_and_iterator_age(aws, ca
             processor_queue,
             "--alerts-failure-queue",
             alerts_queue,
+            "--delivery-failure-queue",
+            delivery_queue,
+            "--delivery-function",
+            "delivery-fn",
             "--processor-function",
             "processor-fn",
             "--alerts-function",
@@ -143,6 +148,8 @@ def test_status_of_a_deployed_stack_reads_alarms_queues_and_iterator_age(aws, ca
     assert "1 messages" in out
     assert re.search(r"processor behind its stream +12\.5 s", out)
     assert re.search(r"alerts behind its stream +no data \(idle\)", out)
+    assert re.search(r"delivery failure queue +0 messages", out)
+    assert re.search(r"delivery behind its stream +no data \(idle\)", out)
 
 
 def test_status_says_so_when_the_stack_has_no_alarms(aws, capsys):

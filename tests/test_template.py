@@ -108,6 +108,7 @@ PLATFORM_STATEMENTS = {
     "ReadTheTickStream",
     "ListStreamNames",
     "ReadTheMarketTableStream",
+    "ReadTheDeliveryTableStream",
     "SendFailedBatchesToTheFailureQueue",
     "WriteItsLogs",
     "WriteTraces",
@@ -146,12 +147,35 @@ def _statements(function: str) -> list[dict]:
                 "dynamodb:BatchGetItem",
                 "dynamodb:BatchWriteItem",
                 "dynamodb:UpdateItem",
+                "dynamodb:PutItem",
                 "sns:Publish",
             },
         ),
         (
+            "DeliveryFunction",
+            {
+                "dynamodb:Query",
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:BatchWriteItem",
+                "sns:Publish",
+                "secretsmanager:GetSecretValue",
+            },
+        ),
+        (
             "QueryFunction",
-            {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"},
+            {
+                "dynamodb:Query",
+                "dynamodb:GetItem",
+                "dynamodb:BatchGetItem",
+                "dynamodb:PutItem",
+                "dynamodb:DeleteItem",
+                "secretsmanager:CreateSecret",
+                "secretsmanager:PutSecretValue",
+                "secretsmanager:DeleteSecret",
+                "sns:Subscribe",
+                "sns:Unsubscribe",
+            },
         ),
         ("CompactorFunction", {"s3:GetObject", "s3:PutObject", "s3:ListBucket"}),
         ("IngestFunction", {"kinesis:PutRecords"}),
@@ -415,9 +439,12 @@ def test_the_ingest_function_may_only_put_records_into_the_tick_stream_behind_th
     assert "Auth" not in event  # the API's default: the key is required
 
 
-def test_query_function_reads_the_table_and_its_index_only():
-    (reads,) = [s for s in _statements("QueryFunction") if "dynamodb:Query" in s["Action"]]
+def test_query_function_reads_the_tables_and_the_index_only_and_keeps_only_its_destinations_secrets():
+    deliveries, reads = [s for s in _statements("QueryFunction") if "dynamodb:Query" in s["Action"]]
     assert reads["Resource"] == [{"Fn::GetAtt": ["MarketTable", "Arn"]}, {"Fn::Sub": "${MarketTable.Arn}/index/ByKind"}]
+    assert deliveries["Resource"] == {"Fn::GetAtt": ["DeliveryTable", "Arn"]}
+    (secrets,) = [s for s in _statements("QueryFunction") if "secretsmanager:CreateSecret" in s["Action"]]
+    assert secrets["Resource"]["Fn::Sub"].endswith(":secret:tickwatch/${AWS::StackName}/destinations/*")
 
 
 # --- the tick history: compactor, Glue tables, Athena ------------------------------------------

@@ -21,11 +21,16 @@ from tickwatch.local import events
 from tickwatch_core.store.repair import REPLAY_FLAG
 
 # Output key of each function's failure queue in template.yaml.
-FAILURE_QUEUES = {"processor": "ProcessorFailureQueueUrl", "alerts": "AlertsFailureQueueUrl"}
+FAILURE_QUEUES = {
+    "processor": "ProcessorFailureQueueUrl",
+    "alerts": "AlertsFailureQueueUrl",
+    "delivery": "DeliveryFailureQueueUrl",
+}
 # Logical id and function-name output of each function in template.yaml.
 FUNCTIONS = {
     "processor": ("ProcessorFunction", "ProcessorFunctionName"),
     "alerts": ("AlertsFunction", "AlertsFunctionName"),
+    "delivery": ("DeliveryFunction", "DeliveryFunctionName"),
 }
 # What `dlq replay` adds to a message it puts back: attempts, when, and why it failed again.
 REPLAY_NOTE = "tickwatchReplay"

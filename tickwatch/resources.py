@@ -68,6 +68,10 @@ OUTPUTS = {
     "dashboard_url": ("DashboardUrl", "--dashboard-url"),
     "athena_workgroup": ("AthenaWorkGroupName", "--workgroup"),
     "analytics_database": ("AnalyticsDatabaseName", "--database"),
+    "delivery_table": ("DeliveryTableName", "--delivery-table"),
+    "delivery_function": ("DeliveryFunctionName", "--delivery-function"),
+    "delivery_failure_queue": ("DeliveryFailureQueueUrl", "--delivery-failure-queue"),
+    "destination_secret_prefix": ("DestinationSecretPrefix", "--secret-prefix"),
 }
 
 

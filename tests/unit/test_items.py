@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from tickwatch_core.domain.delivery.texts import alert_message
 from tickwatch_core.domain.market import Trade
 from tickwatch_core.domain.rules import Direction, Firing, Rule, RuleState
-from tickwatch_core.pipeline.alerts import alert_message
 from tickwatch_core.store import items
 
 T0 = datetime(2026, 11, 20, 14, 30, 0, 123000, tzinfo=UTC)

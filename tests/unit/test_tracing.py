@@ -64,6 +64,8 @@ def test_a_handler_imported_with_tracing_disabled_imports_only_what_its_cold_sta
         "BAR_RETENTION_DAYS": "30",
         "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:123456789012:topic",
         "ALERT_HISTORY_DAYS": "90",
+        "DELIVERY_TABLE_NAME": "deliveries",
+        "DESTINATION_SECRET_PREFIX": "tickwatch/stack/destinations/",
         "ALLOWED_ORIGIN": "*",
         "LOOKBACK_HOURS": "48",
         "CONNECTION_TABLE_NAME": "connections",

@@ -73,6 +73,7 @@ SETTINGS = AlertsSettings(
     table_name=TABLE,
     alert_topic_arn="arn:aws:sns:us-east-1:123456789012:tickwatch-bench-alerts",
     alert_history_retention=timedelta(days=30),
+    delivery_table_name="tickwatch-bench-deliveries",
 )
 
 # Invocations of the alerts function a month for one symbol, one a second while it trades.

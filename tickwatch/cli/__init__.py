@@ -17,6 +17,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tickwatch.cli.dashboard import command_dashboard_publish
+from tickwatch.cli.destinations import (
+    command_deliveries_failed,
+    command_deliveries_replay,
+    command_destinations_add,
+    command_destinations_list,
+    command_destinations_remove,
+    command_destinations_test,
+)
 from tickwatch.cli.failures import command_dlq_list, command_dlq_replay
 from tickwatch.cli.fetch import command_fetch
 from tickwatch.cli.history import command_history_compact
@@ -65,6 +73,9 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
                 "bucket",
                 "athena_workgroup",
                 "analytics_database",
+                "delivery_table",
+                "delivery_function",
+                "delivery_failure_queue",
             )
         },
         session_factory=session_factory,
@@ -74,6 +85,8 @@ def main(argv: Sequence[str] | None = None, *, session_factory: Any = None) -> i
         "dlq": "dlq_command",
         "dashboard": "dashboard_command",
         "history": "history_command",
+        "destinations": "destinations_command",
+        "deliveries": "deliveries_command",
     }.get(args.command)
     handler = COMMANDS[f"{args.command} {getattr(args, subcommand)}" if subcommand else args.command]
     try:
@@ -98,6 +111,12 @@ COMMANDS = {
     "fetch": command_fetch,
     "local": command_local,
     "rules add": command_rules_add,
+    "destinations add": command_destinations_add,
+    "destinations list": command_destinations_list,
+    "destinations test": command_destinations_test,
+    "destinations remove": command_destinations_remove,
+    "deliveries failed": command_deliveries_failed,
+    "deliveries replay": command_deliveries_replay,
     "rules list": command_rules_list,
     "rules remove": command_rules_remove,
     "subscribe": command_subscribe,

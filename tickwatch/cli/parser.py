@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from tickwatch.cli.destinations import add_parsers as add_delivery_parsers
 from tickwatch.dlq import FAILURE_QUEUES
 from tickwatch_core.domain.rules import parse_duration
 
@@ -107,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
         "down", help="stop the stack `local up` started", description="Stop the running local stack."
     )
 
+    add_delivery_parsers(commands, aws)
+
     rules = commands.add_parser(
         "rules", help="add, list and remove alert rules", description="Alert rules: see README 'Alert semantics'."
     )
@@ -153,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--weekdays", action="store_true", help="with --hours: Monday to Friday only")
     add.add_argument(
         "--holidays", metavar="MARKET", help="with --hours: no alerts on this market's holidays, like NYSE or XLON"
+    )
+    add.add_argument(
+        "--notify",
+        metavar="NAMES",
+        help="where its alerts go: destinations by name, like ops,phone (default: the alert topic's e-mail)",
+    )
+    add.add_argument(
+        "--template", metavar="TEXT", help="the alert's own words, like '{symbol} {direction} {level}: {price}'"
     )
     add.add_argument("--table", help="market table (default: the stack's MarketTableName)")
     listing = rule_commands.add_parser(
@@ -201,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     dlq_list.add_argument("--function", choices=sorted(FAILURE_QUEUES), help="only this function's queue")
     dlq_list.add_argument("--processor-failure-queue", help="queue URL (default: the stack's ProcessorFailureQueueUrl)")
     dlq_list.add_argument("--alerts-failure-queue", help="queue URL (default: the stack's AlertsFailureQueueUrl)")
+    dlq_list.add_argument("--delivery-failure-queue", help="queue URL (default: the stack's DeliveryFailureQueueUrl)")
     dlq_replay = dlq_commands.add_parser(
         "replay",
         parents=[aws],
@@ -217,6 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--processor-failure-queue", help="queue URL (default: the stack's ProcessorFailureQueueUrl)"
     )
     dlq_replay.add_argument("--alerts-failure-queue", help="queue URL (default: the stack's AlertsFailureQueueUrl)")
+    dlq_replay.add_argument("--delivery-failure-queue", help="queue URL (default: the stack's DeliveryFailureQueueUrl)")
+    dlq_replay.add_argument("--delivery-function", help="function name (default: the stack's DeliveryFunctionName)")
     dlq_replay.add_argument("--processor-function", help="function name (default: the stack's ProcessorFunctionName)")
     dlq_replay.add_argument("--alerts-function", help="function name (default: the stack's AlertsFunctionName)")
 
@@ -265,9 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--processor-failure-queue", help="default: the stack's ProcessorFailureQueueUrl")
     status.add_argument("--alerts-failure-queue", help="default: the stack's AlertsFailureQueueUrl")
+    status.add_argument("--delivery-failure-queue", help="default: the stack's DeliveryFailureQueueUrl")
     status.add_argument("--processor-function", help="default: the stack's ProcessorFunctionName")
     status.add_argument("--alerts-function", help="default: the stack's AlertsFunctionName")
     status.add_argument("--broadcast-function", help="default: the stack's BroadcastFunctionName")
+    status.add_argument("--delivery-function", help="default: the stack's DeliveryFunctionName")
 
     history = commands.add_parser("history", help="the tick history in Parquet")
     history_commands = history.add_subparsers(dest="history_command", required=True, metavar="COMMAND")

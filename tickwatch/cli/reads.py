@@ -73,6 +73,8 @@ def command_alerts(args: argparse.Namespace, context: AwsContext) -> int:
     if not alerts:
         print("no alerts yet" + (f" for {args.symbol}" if args.symbol else ""))
         return 0
+    alerts = alerts[: args.limit]
+    deliveries = _deliveries(context, alerts)
     rows = [
         (
             alert["fired_at"],
@@ -81,11 +83,38 @@ def command_alerts(args: argparse.Namespace, context: AwsContext) -> int:
             format_decimal(alert["threshold"]),
             format_decimal(alert["price"]),
             alert["rule_id"],
+            ", ".join(_delivery_word(delivery) for delivery in deliveries.get(alert["alert_id"], [])) or "-",
         )
-        for alert in alerts[: args.limit]
+        for alert in alerts
     ]
-    print(format_table(("FIRED AT", "SYMBOL", "DIRECTION", "THRESHOLD", "PRICE", "RULE"), rows))
+    print(format_table(("FIRED AT", "SYMBOL", "DIRECTION", "THRESHOLD", "PRICE", "RULE", "DELIVERIES"), rows))
+    failed = sum(d["status"] == "failed" for entries in deliveries.values() for d in entries)
+    if failed:
+        print(f"{failed} deliveries failed: tickwatch deliveries failed shows why, tickwatch deliveries replay resends")
     return 0
+
+
+def _deliveries(context: AwsContext, alerts: list[dict]) -> dict[str, list[dict]]:
+    from tickwatch_core.pipeline.delivery.directory import DestinationDirectory, load_destinations
+    from tickwatch_core.store.delivery_reader import deliveries_of
+
+    try:
+        table = context.resource("delivery_table")
+    except CliError:
+        return {}  # a stack deployed before destinations: its alerts went to the topic alone
+    dynamodb = context.client("dynamodb")
+    directory = DestinationDirectory(lambda: load_destinations(dynamodb, table), lambda: datetime.now(UTC))
+    return deliveries_of(dynamodb, table, directory, alerts)
+
+
+def _delivery_word(delivery: dict) -> str:
+    """`team delivered`, `phone failed (2 tries)`, `ops delivered in a digest of 12`."""
+    words = f"{delivery['destination']} {delivery['status']}"
+    if delivery.get("digest_of"):
+        words += f" in a digest of {delivery['digest_of']}"
+    if delivery["status"] in ("failed", "retrying"):
+        words += f" ({delivery['attempts']} tries)"
+    return words
 
 
 def command_api_key(args: argparse.Namespace, context: AwsContext) -> int:

@@ -15,8 +15,6 @@ from tickwatch_core.domain.rules import (
     Rule,
     RuleKind,
     RuleOptionError,
-    format_change,
-    format_decimal,
     format_duration,
     format_percent,
     parse_condition,
@@ -49,10 +47,13 @@ def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
             zone=args.tz,
             weekdays=args.weekdays,
             holidays=args.holidays,
+            notify=args.notify,
+            template=args.template,
         )
     except RuleOptionError as error:
         option = level_option if error.field in _LEVEL_FIELDS else error.field
         raise InputError(f"--{option}: {error}") from None
+    _check_destinations(context, options.notify)
     try:
         rule = _rule_store(context).add_condition(args.symbol, condition, cooldown=cooldown, options=options)
     except ValueError as error:  # including RuleExistsError
@@ -62,6 +63,21 @@ def command_rules_add(args: argparse.Namespace, context: AwsContext) -> int:
     state = "it is armed" if rule.starts_armed else "it arms once the price is on the other side of the average"
     print(f"added rule {rule.rule_id} ({', '.join([rule.describe(), *extras])}); {state}")
     return 0
+
+
+def _check_destinations(context: AwsContext, names: tuple[str, ...]) -> None:
+    """Every --notify name must be a destination (`email`, the alert topic's, always is)."""
+    if not names:
+        return
+    from tickwatch_core.store import deliveries as stored
+
+    dynamodb, table = context.client("dynamodb"), context.resource("delivery_table")
+    for name in names:
+        if name == "email":
+            continue
+        found = dynamodb.get_item(TableName=table, Key=stored.destination_key(name), ConsistentRead=True).get("Item")
+        if found is None:
+            raise InputError(f"--notify: no destination named {name!r}; add it first: tickwatch destinations add")
 
 
 # The fields of `parse_condition` that one of --above ... --cross-below gives.
@@ -93,18 +109,6 @@ def _direction_text(rule: Rule) -> str:
     return rule.direction.value
 
 
-def _level_text(rule: Rule) -> str:
-    """A price threshold as it is; a day change as `+3%/day`; a move as `2%/15m`; an average."""
-    match rule.kind:
-        case RuleKind.CHANGE:
-            return f"{format_change(rule.threshold)}/day"
-        case RuleKind.MOVE:
-            return f"{format_decimal(rule.threshold)}%/{rule.within_text}"
-        case RuleKind.CROSS:
-            return rule.average_text
-    return format_decimal(rule.threshold)
-
-
 def _option_words(rule: Rule) -> list[str]:
     words = []
     if rule.rearm_margin is not None:
@@ -115,6 +119,8 @@ def _option_words(rule: Rule) -> list[str]:
         words.append(f"until {_time(rule.expires_at)}")
     if rule.hours is not None:
         words.append(rule.hours.describe())
+    if rule.notify:
+        words.append("to " + ", ".join(rule.notify))
     return words
 
 
@@ -135,7 +141,7 @@ def command_rules_list(args: argparse.Namespace, context: AwsContext) -> int:
             entry.rule.rule_id,
             entry.rule.symbol,
             _direction_text(entry.rule),
-            _level_text(entry.rule),
+            entry.rule.level_text,
             format_duration(entry.rule.cooldown) if entry.rule.cooldown else "-",
             ", ".join(_option_words(entry.rule)) or "-",
             rule_status(entry.rule, entry.state, now),

@@ -13,8 +13,17 @@ from tickwatch.resources import AwsContext, CliError
 
 # CloudFormation names an alarm <stack>-<logical id>-<random suffix>.
 _GENERATED_SUFFIX = re.compile(r"-[A-Z0-9]{8,}$")
-CONSUMERS = (("processor", "processor_function"), ("alerts", "alerts_function"), ("broadcast", "broadcast_function"))
-QUEUES = (("processor", "processor_failure_queue"), ("alerts", "alerts_failure_queue"))
+CONSUMERS = (
+    ("processor", "processor_function"),
+    ("alerts", "alerts_function"),
+    ("broadcast", "broadcast_function"),
+    ("delivery", "delivery_function"),
+)
+QUEUES = (
+    ("processor", "processor_failure_queue"),
+    ("alerts", "alerts_failure_queue"),
+    ("delivery", "delivery_failure_queue"),
+)
 
 
 def command_status(args: argparse.Namespace, context: AwsContext) -> int:

@@ -146,7 +146,7 @@ class Inbox:
             region=self.region, subscription=self.subscription_arn, endpoint=self.recipient
         )
         email.set_content(notification["Message"] + footer, cte="8bit")
-        name = f"{sent:%Y%m%dT%H%M%S}-{attributes.get('symbol', 'alert')}-{notification['MessageId'][:8]}.eml"
+        name = f"{sent:%Y%m%dT%H%M%S}-{_symbols(attributes)}-{notification['MessageId'][:8]}.eml"
         path = self.outbox / name
         path.write_bytes(bytes(email))
         return ReceivedAlert(
@@ -157,3 +157,17 @@ class Inbox:
             notification["Timestamp"],
             path,
         )
+
+
+def _symbols(attributes: dict[str, Any]) -> str:
+    """The message's symbol for a file name: a String (the alerts function's) or a String.Array
+    (the delivery function's, which a digest of several symbols needs), joined with +."""
+    value = attributes.get("symbol")
+    if not value:
+        return "alert"
+    if value.startswith("["):
+        try:
+            return "+".join(json.loads(value)) or "alert"
+        except ValueError:
+            return "alert"
+    return value

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.stack import LocalStack, LocalStackOptions, MotoServer
 from tickwatch.local.state import LocalState, process_start, state_path
 from tickwatch.template import Template
-from tickwatch_core.domain.rules import Direction, format_duration
+from tickwatch_core.domain.rules import Direction, RuleOptions, format_duration
 from tickwatch_core.store.rule_store import RuleStore
 
 CATCH_UP_TIMEOUT = 60.0
@@ -45,12 +46,14 @@ class DemoRule:
     direction: Direction
     offset: Decimal  # relative to the start price
     cooldown_seconds: int | None
+    notify: tuple[str, ...] = ()  # destinations; none: the alert topic's e-mail
 
 
 # Close enough to the start prices that the simulator crosses them within a minute or two.
 DEMO_RULES = (
-    DemoRule("AAPL", Direction.ABOVE, Decimal("0.003"), 30),
-    DemoRule("TSLA", Direction.BELOW, Decimal("-0.003"), 30),
+    # These two also reach the demo's Slack and webhook destinations (the loopback receivers).
+    DemoRule("AAPL", Direction.ABOVE, Decimal("0.003"), 30, ("email", "team", "hook")),
+    DemoRule("TSLA", Direction.BELOW, Decimal("-0.003"), 30, ("email", "team", "hook")),
     DemoRule("NVDA", Direction.ABOVE, Decimal("0.006"), None),
     DemoRule("MSFT", Direction.BELOW, Decimal("-0.006"), None),
 )
@@ -62,7 +65,8 @@ def add_demo_rules(store: RuleStore, start_prices: dict[str, Decimal]) -> list[s
     if not chosen:
         symbols = list(start_prices)[:4]
         chosen = [
-            DemoRule(s, r.direction, r.offset, r.cooldown_seconds) for s, r in zip(symbols, DEMO_RULES, strict=False)
+            DemoRule(s, r.direction, r.offset, r.cooldown_seconds, r.notify)
+            for s, r in zip(symbols, DEMO_RULES, strict=False)
         ]
     added = []
     for rule in chosen:
@@ -71,12 +75,69 @@ def add_demo_rules(store: RuleStore, start_prices: dict[str, Decimal]) -> list[s
 
         cooldown = timedelta(seconds=rule.cooldown_seconds) if rule.cooldown_seconds else None
         try:
-            created = store.add(rule.symbol, rule.direction, threshold, cooldown=cooldown)
+            created = store.add(
+                rule.symbol, rule.direction, threshold, cooldown=cooldown, options=RuleOptions(notify=rule.notify)
+            )
         except ValueError:
             continue  # already there from an earlier run against the same emulator
         extra = f", cooldown {format_duration(created.cooldown)}" if created.cooldown else ""
+        extra += f", to {', '.join(created.notify)}" if created.notify else ""
         added.append(f"{created.rule_id}{extra}")
     return added
+
+
+DEMO_WEBHOOK_SECRET = "tickwatch-demo-signing-secret"
+
+
+def add_demo_destinations(stack: LocalStack) -> list[str]:
+    """A Slack destination `team` and a webhook `hook` on the stack's loopback receivers."""
+    if stack.receivers is None:
+        return []
+    from tickwatch_core.domain.delivery.destinations import new_destination
+    from tickwatch_core.store.destination_store import DestinationExistsError, DestinationStore
+
+    names = stack.names()
+    session = stack.session
+    assert session is not None
+    store = DestinationStore(
+        session.client("dynamodb"),
+        session.client("secretsmanager"),
+        session.client("sns"),
+        names["DeliveryTableName"],
+        names["DestinationSecretPrefix"],
+        names["AlertTopicArn"],
+    )
+    receivers = stack.receivers
+    added = []
+    for new in (
+        new_destination("team", "slack", url=receivers.slack_url("team"), allow_loopback_http=True),
+        new_destination(
+            "hook", "webhook", url=receivers.webhook_url("hook"), secret=DEMO_WEBHOOK_SECRET, allow_loopback_http=True
+        ),
+    ):
+        try:
+            destination = store.add(new)
+        except DestinationExistsError:
+            continue  # from an earlier run against the same emulator
+        added.append(f"{destination.name} ({destination.kind.value} {destination.target})")
+    return added
+
+
+def delivery_lines(stack: LocalStack, workdir: Path) -> list[str]:
+    """Deliveries per destination: how many were delivered (how many in digests), failed, pending."""
+    per_destination: dict[str, Counter[str]] = defaultdict(Counter)
+    for delivery in stack.deliveries():
+        counts = per_destination[delivery["destination"]]
+        counts[delivery["status"]] += 1
+        if delivery.get("digest_of"):
+            counts["in digests"] += 1
+    if not per_destination:
+        return []
+    lines = [f"  deliveries         (loopback receivers keep theirs in {workdir / 'receivers'}/)"]
+    for destination, counts in sorted(per_destination.items()):
+        words = ", ".join(f"{count:,} {status}" for status, count in sorted(counts.items()))
+        lines.append(f"    {destination:<16} {words}")
+    return lines
 
 
 class Screen:
@@ -164,6 +225,9 @@ def run_demo(
                 added = add_rules(RuleStore(stack.session.client("dynamodb"), names["MarketTableName"]), rules)
                 screen.line(f"  rules from the file: {'; '.join(added)}")
             if demo_rules:
+                destinations = add_demo_destinations(stack)
+                if destinations:
+                    screen.line("  demo destinations (loopback receivers): " + "; ".join(destinations))
                 store = RuleStore(stack.session.client("dynamodb"), names["MarketTableName"])
                 added = add_demo_rules(store, start_prices)
                 if added:
@@ -224,6 +288,7 @@ def _summary(stack: LocalStack, sent: int, invalid: int, caught_up: bool, workdi
     if stack.faults is not None:
         injected = ", ".join(f"{count} {kind}" for kind, count in sorted(stack.faults.injected.items())) or "none"
         lines.append(f"  faults injected    {injected}")
+    lines += delivery_lines(stack, workdir)
     for mapping in stack.mappings:
         stats = mapping.stats
         if stats.retries or stats.sent_to_on_failure:

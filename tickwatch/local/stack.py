@@ -27,6 +27,7 @@ from tickwatch.local.faults import FaultInjector, FaultPlan
 from tickwatch.local.functions import LocalFunction
 from tickwatch.local.gateway import RestApi, RestGateway
 from tickwatch.local.inbox import Inbox
+from tickwatch.local.receivers import Receivers
 from tickwatch.local.schedules import ScheduleRunner, read_schedules
 from tickwatch.local.websocket import WebSocketGateway
 from tickwatch.template import Template, create_resources
@@ -152,6 +153,9 @@ class LocalStackOptions:
     # Secrets Manager secrets to create (name -> value): the scheduled producer's API key. Never
     # written to the state file or printed.
     secrets: dict[str, str] = field(default_factory=dict)
+    # The loopback receivers of a stack already running (`attach`): where its delivery function
+    # sends Telegram's Bot API calls.
+    receivers_url: str | None = None
 
 
 class LocalStack:
@@ -172,6 +176,7 @@ class LocalStack:
         self.websockets: dict[str, WebSocketGateway] = {}
         self.dashboard: DashboardServer | None = None
         self._endpoint_rewrites: dict[str, str] = {}  # an AWS endpoint in the template -> the local one
+        self.receivers: Receivers | None = None
 
     @property
     def endpoint_url(self) -> str:
@@ -196,6 +201,8 @@ class LocalStack:
             self.template, self.session, self.options.outbox, on_alert=self.options.print_alert
         )
         if self.options.run_functions:
+            # Where destinations point locally: webhook, Slack, Discord and Telegram stand-ins.
+            self.receivers = Receivers(self.options.outbox.parent / "receivers").start()
             # First: the functions' environment points at these gateways' local endpoints.
             self._serve_websockets()
         for function_id, settings in stream_mappings(self.template) if self.options.run_functions else ():
@@ -290,6 +297,8 @@ class LocalStack:
             for name, value in self.template.function_environment(function_id).items():
                 if value in self._endpoint_rewrites:
                     environment[name] = self._endpoint_rewrites[value]
+            if self.receivers is not None:
+                environment |= delivery_environment(self.template, function_id, self.receivers.base_url)
             self.functions[function_id] = LocalFunction(
                 self.template,
                 function_id,
@@ -305,9 +314,10 @@ class LocalStack:
         assert self.options.endpoint_url, "attach needs the endpoint of a running local stack"
         self._enter(self.options.endpoint_url)
         for function_id, _ in stream_mappings(self.template):
-            self.functions[function_id] = LocalFunction(
-                self.template, function_id, extra_environment={"AWS_ENDPOINT_URL": self.options.endpoint_url}
-            )
+            environment = {"AWS_ENDPOINT_URL": self.options.endpoint_url}
+            if self.options.receivers_url:
+                environment |= delivery_environment(self.template, function_id, self.options.receivers_url)
+            self.functions[function_id] = LocalFunction(self.template, function_id, extra_environment=environment)
         return self
 
     def _enter(self, endpoint: str) -> None:
@@ -341,6 +351,8 @@ class LocalStack:
             mapping.stop()
         if self.inbox:
             self.inbox.stop()
+        if self.receivers is not None:
+            self.receivers.stop()
         if self.server:
             self.server.stop()
         if self.faults is not None:
@@ -373,6 +385,13 @@ class LocalStack:
             },
             **{f"{api_id}Url": gateway.url for api_id, gateway in self.websockets.items()},
             **({"DashboardUrl": self.dashboard.url} if self.dashboard else {}),
+            "DeliveryTableName": physical["DeliveryTable"].ref,
+            "DeliveryFailureQueueUrl": physical["DeliveryFailureQueue"].ref,
+            "DeliveryFunctionName": physical["DeliveryFunction"].ref,
+            "DestinationSecretPrefix": self.template.function_environment("DeliveryFunction")[
+                "DESTINATION_SECRET_PREFIX"
+            ],
+            **({"ReceiversUrl": self.receivers.base_url} if self.receivers else {}),
         }
 
     def wait_until_caught_up(self, timeout: float = 60.0, settle: float = 1.5) -> bool:
@@ -416,6 +435,24 @@ class LocalStack:
             for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         )
 
+    def deliveries(self) -> list[dict[str, Any]]:
+        """Every delivery item of the delivery table (deserialized): one per alert and destination."""
+        assert self.session is not None
+        from tickwatch_core.store.items import deserialize
+
+        found = []
+        for page in (
+            self.session.client("dynamodb")
+            .get_paginator("scan")
+            .paginate(
+                TableName=self.template.physical["DeliveryTable"].ref,
+                FilterExpression="begins_with(sk, :prefix)",
+                ExpressionAttributeValues={":prefix": {"S": "ALERT#"}},
+            )
+        ):
+            found += [deserialize(item) for item in page["Items"]]
+        return found
+
     def count_items(self, sort_key_prefix: str) -> int:
         assert self.session is not None
         dynamodb = self.session.client("dynamodb")
@@ -428,3 +465,11 @@ class LocalStack:
         ):
             total += page["Count"]
         return total
+
+
+def delivery_environment(template: Template, function_id: str, receivers_url: str) -> dict[str, str]:
+    """What the local stack adds to a function that delivers alerts: its destinations may be the
+    loopback receivers over plain HTTP, and the Bot API is the Telegram stand-in."""
+    if "DESTINATION_SECRET_PREFIX" not in template.function_environment(function_id):
+        return {}
+    return {"ALLOW_LOOPBACK_DESTINATIONS": "true", "TELEGRAM_API_URL": f"{receivers_url}/telegram"}

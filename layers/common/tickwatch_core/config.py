@@ -48,6 +48,7 @@ class AlertsSettings:
     table_name: str
     alert_topic_arn: str
     alert_history_retention: timedelta
+    delivery_table_name: str
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> AlertsSettings:
@@ -56,6 +57,7 @@ class AlertsSettings:
             table_name=_required(environ, "TABLE_NAME"),
             alert_topic_arn=_required(environ, "ALERT_TOPIC_ARN"),
             alert_history_retention=_days(environ, "ALERT_HISTORY_DAYS"),
+            delivery_table_name=_required(environ, "DELIVERY_TABLE_NAME"),
         )
 
 
@@ -63,11 +65,22 @@ class AlertsSettings:
 class QuerySettings:
     table_name: str
     allowed_origin: str  # the dashboard's origin for CORS; "*" when the template's parameter is empty
+    delivery_table_name: str = ""  # each alert's deliveries; empty: alerts are listed without them
+    destination_secret_prefix: str = ""
+    alert_topic_arn: str = ""  # an e-mail destination subscribes to it
+    allow_loopback_destinations: bool = False  # only the local stack sets it
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> QuerySettings:
         environ = os.environ if environ is None else environ
-        return cls(table_name=_required(environ, "TABLE_NAME"), allowed_origin=_required(environ, "ALLOWED_ORIGIN"))
+        return cls(
+            table_name=_required(environ, "TABLE_NAME"),
+            allowed_origin=_required(environ, "ALLOWED_ORIGIN"),
+            delivery_table_name=_required(environ, "DELIVERY_TABLE_NAME"),
+            destination_secret_prefix=_required(environ, "DESTINATION_SECRET_PREFIX"),
+            alert_topic_arn=_required(environ, "ALERT_TOPIC_ARN"),
+            allow_loopback_destinations=environ.get("ALLOW_LOOPBACK_DESTINATIONS", "").strip() == "true",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,4 +190,29 @@ class ProducerSettings:
             provider_url=url,
             credits_per_minute=_whole_number(environ, "CREDITS_PER_MINUTE"),
             credits_per_day=_whole_number(environ, "CREDITS_PER_DAY"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    delivery_table_name: str
+    alert_topic_arn: str
+    secret_prefix: str  # every destination's secret is named <prefix><destination>
+    dashboard_url: str | None  # for links in messages; None when the stack has no dashboard
+    telegram_api: str  # the Bot API's base URL: Telegram's, or the local stack's loopback fake
+    allow_loopback_http: bool  # only the local stack sets it: destinations on its loopback receivers
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> DeliverySettings:
+        environ = os.environ if environ is None else environ
+        telegram = environ.get("TELEGRAM_API_URL", "").strip() or "https://api.telegram.org"
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", telegram):
+            raise ConfigurationError(f"environment variable TELEGRAM_API_URL={telegram!r} is not a URL")
+        return cls(
+            delivery_table_name=_required(environ, "DELIVERY_TABLE_NAME"),
+            alert_topic_arn=_required(environ, "ALERT_TOPIC_ARN"),
+            secret_prefix=_required(environ, "DESTINATION_SECRET_PREFIX"),
+            dashboard_url=environ.get("DASHBOARD_URL", "").strip() or None,
+            telegram_api=telegram,
+            allow_loopback_http=environ.get("ALLOW_LOOPBACK_DESTINATIONS", "").strip() == "true",
         )

@@ -28,10 +28,13 @@ class Untraced:
         return method if method is not None else (lambda decorated: decorated)
 
 
-def handler_tracer() -> Any:
-    """Powertools' Tracer, or `Untraced` when tracing is off (then the X-Ray SDK is never imported)."""
+def handler_tracer(*, aws_calls_only: bool = False) -> Any:
+    """Powertools' Tracer, or `Untraced` when tracing is off (then the X-Ray SDK is never imported).
+
+    `aws_calls_only`: trace botocore alone. The X-Ray SDK's patch of http.client records each
+    request's URL path, which for a Slack or Discord webhook or Telegram's Bot API is the credential."""
     if tracing_disabled():
         return Untraced()
     from aws_lambda_powertools import Tracer
 
-    return Tracer()
+    return Tracer(patch_modules=("botocore",)) if aws_calls_only else Tracer()

@@ -35,22 +35,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from tickwatch_core.aws import AWS_ERRORS, AwsClients, describe_aws_error
 from tickwatch_core.config import AlertsSettings
+from tickwatch_core.domain.delivery.texts import alert_message, alert_notice
 from tickwatch_core.domain.intervals import aggregate, interval_start
 from tickwatch_core.domain.rules import (
     ClosedBar,
-    Direction,
     Firing,
     QuoteUpdate,
-    Rule,
     RuleKind,
     RuleState,
     apply_updates,
-    format_change,
-    format_decimal,
-    format_duration,
-    format_percent,
 )
+from tickwatch_core.pipeline.delivery.directory import DestinationDirectory, load_destinations
 from tickwatch_core.store import items
+from tickwatch_core.store.deliveries import new_delivery_item
 from tickwatch_core.store.dynamodb import batch_get, batch_put
 from tickwatch_core.store.items import StoredRule
 from tickwatch_core.store.market_reader import MarketReader
@@ -58,7 +55,6 @@ from tickwatch_core.store.rule_store import load_rules
 
 PUBLISH_BATCH_LIMIT = 10
 _READ_THREADS = 16
-SUBJECT_LIMIT = 100
 # A publish call is started only with this much of the invocation's time left, plus twice the
 # longest publish-and-record so far: a container killed at its timeout between SNS accepting a call
 # and the write of its history is what would repeat alerts, so the rest is left for redelivery.
@@ -103,144 +99,6 @@ def quote_update_from_image(image: Mapping[str, Any]) -> QuoteUpdate:
     )
 
 
-def alert_message(firing: Firing) -> tuple[str, str]:
-    """Subject and body of the e-mail a subscriber receives."""
-    if firing.rule.kind is RuleKind.CHANGE:
-        return _change_message(firing)
-    if firing.rule.kind is RuleKind.MOVE:
-        return _move_message(firing)
-    if firing.rule.kind is RuleKind.CROSS:
-        return _cross_message(firing)
-    rule = firing.rule
-    verb = "rose to" if rule.direction is Direction.ABOVE else "fell to"
-    side = "at or above" if rule.direction is Direction.ABOVE else "at or below"
-    price, threshold = format_decimal(firing.price), format_decimal(rule.threshold)
-    when = _when(firing)
-    subject = f"tickwatch: {rule.symbol} {verb} {price} ({rule.direction.value} {threshold})"[:SUBJECT_LIMIT]
-    lines = [
-        f"{rule.symbol} traded at {price}, {side} your threshold of {threshold}.",
-        "",
-        f"Symbol:     {rule.symbol}",
-        f"Direction:  {rule.direction.value}",
-        f"Threshold:  {threshold}",
-        f"Price:      {price}",
-        f"Time:       {when}",
-        f"Rule:       {rule.rule_id}",
-    ]
-    lines += _closing_lines(firing, f"{rule.symbol} trades", format_decimal(rule.rearm_level))
-    return subject, "\n".join(lines) + "\n"
-
-
-def _change_message(firing: Firing) -> tuple[str, str]:
-    """A day-change alert, in words: "AAPL is up 3.21 % on the day, from the open of 225 to 232.22"."""
-    rule, reference = firing.rule, firing.reference
-    assert reference is not None
-    change = (firing.price - reference) / reference * 100
-    words = f"{'up' if change >= 0 else 'down'} {abs(change):.2f} %"
-    price, opened = format_decimal(firing.price), format_decimal(reference)
-    level = format_change(rule.threshold)
-    when = _when(firing)
-    since = "the session's open" if rule.hours is not None else "the open"
-    subject = f"tickwatch: {rule.symbol} {words} on the day ({rule.direction.value} {level})"[:SUBJECT_LIMIT]
-    lines = [
-        f"{rule.symbol} is {words} on the day, from {since} of {opened} to {price}: "
-        f"{'at or above' if rule.direction is Direction.ABOVE else 'at or below'} your {level}.",
-        "",
-        f"Symbol:     {rule.symbol}",
-        f"Change:     {rule.direction.value} {level} on the day",
-        f"Open:       {opened}",
-        f"Price:      {price}",
-        f"Time:       {when}",
-        f"Rule:       {rule.rule_id}",
-    ]
-    rearm = format_change(rule.rearm_level.quantize(Decimal("0.01")))
-    lines += _closing_lines(firing, f"{rule.symbol}'s change on the day goes back", rearm)
-    return subject, "\n".join(lines) + "\n"
-
-
-def _move_message(firing: Firing) -> tuple[str, str]:
-    """A move alert, in words: "TSLA moved down 2.10 % within 15m, from 251.3 to 246.02"."""
-    rule, reference = firing.rule, firing.reference
-    assert reference is not None
-    move = abs(firing.price - reference) / reference * 100
-    way = "up" if rule.direction is Direction.ABOVE else "down"
-    extreme = "low" if rule.direction is Direction.ABOVE else "high"
-    words = f"moved {way} {move:.2f} % within {rule.within_text}"
-    price, since = format_decimal(firing.price), format_decimal(reference)
-    size = f"{format_decimal(rule.threshold)}%"
-    subject = f"tickwatch: {rule.symbol} {words} ({way} {size})"[:SUBJECT_LIMIT]
-    lines = [
-        f"{rule.symbol} {words}, from {since} to {price}: at least your {size}.",
-        "",
-        f"Symbol:     {rule.symbol}",
-        f"Move:       {way} {size} within {rule.within_text}",
-        f"From:       {since} (the {extreme} of the window)",
-        f"Price:      {price}",
-        f"Time:       {_when(firing)}",
-        f"Rule:       {rule.rule_id}",
-    ]
-    rearm = f"{format_decimal(rule.rearm_level.quantize(Decimal('0.01')))}%"
-    lines += _closing_lines(firing, f"{rule.symbol}'s move {way} within {rule.within_text} is back", rearm)
-    return subject, "\n".join(lines) + "\n"
-
-
-def _cross_message(firing: Firing) -> tuple[str, str]:
-    """A cross alert, in words: "NVDA crossed above its SMA(20) of 1m bars (130.12), trading at 130.5"."""
-    rule, average = firing.rule, firing.reference
-    assert average is not None
-    assert rule.average is not None
-    price, level = format_decimal(firing.price), format_decimal(average.quantize(Decimal("0.0001")))
-    words = f"crossed {rule.direction.value} its {rule.average.describe()}"
-    subject = f"tickwatch: {rule.symbol} {words} at {price}"[:SUBJECT_LIMIT]
-    lines = [
-        f"{rule.symbol} {words} ({level}), trading at {price}.",
-        "",
-        f"Symbol:     {rule.symbol}",
-        f"Cross:      {rule.direction.value} {rule.average.text}",
-        f"Average:    {level}",
-        f"Price:      {price}",
-        f"Time:       {_when(firing)}",
-        f"Rule:       {rule.rule_id}",
-    ]
-    margin = f" by {format_percent(rule.rearm_margin)}" if rule.rearm_margin is not None else ""
-    lines += _closing_lines(firing, f"{rule.symbol} trades", f"its average{margin}")
-    return subject, "\n".join(lines) + "\n"
-
-
-def _when(firing: Firing) -> str:
-    return firing.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
-
-
-def _closing_lines(firing: Firing, what_moves: str, rearm: str) -> list[str]:
-    """The rule's options, what happens to it now, and the alert id."""
-    rule = firing.rule
-    if rule.once:
-        what_next = "This was a one-shot rule: it has ended and will not fire again."
-    else:
-        what_next = (
-            f"The rule is now disarmed. It re-arms when {what_moves} "
-            # A move (up or down) re-arms as it shrinks; the others back past their level.
-            + ("below" if rule.direction is Direction.ABOVE or rule.kind is RuleKind.MOVE else "above")
-            + f" {rearm}"
-            + (f" at least {format_duration(rule.cooldown)} after this alert." if rule.cooldown else ".")
-        )
-    return [*_option_lines(rule), "", what_next, f"Alert id: {firing.alert_id}"]
-
-
-def _option_lines(rule: Rule) -> list[str]:
-    lines = []
-    if rule.cooldown:
-        lines.append(f"Cooldown:   {format_duration(rule.cooldown)}")
-    if rule.rearm_margin is not None:
-        past = "the average" if rule.kind is RuleKind.CROSS else "the threshold"
-        lines.append(f"Re-arm:     {format_percent(rule.rearm_margin)} back past {past}")
-    if rule.hours is not None:
-        lines.append(f"Hours:      {rule.hours.describe()}")
-    if rule.expires_at is not None:
-        lines.append(f"Expires:    {rule.expires_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
-    return lines
-
-
 class AlertDispatcher:
     """Evaluates rules on quote updates and publishes alerts. Clients are injectable."""
 
@@ -253,6 +111,9 @@ class AlertDispatcher:
         self.settings = settings
         self.clients = clients or AwsClients()
         self.clock = clock
+        self._destinations = DestinationDirectory(
+            lambda: load_destinations(self.clients.dynamodb, settings.delivery_table_name), clock
+        )
 
     def process(
         self, updates: Sequence[StreamQuoteUpdate], time_left: Callable[[], timedelta] | None = None
@@ -397,7 +258,7 @@ class AlertDispatcher:
                 batch.defer(firings[start:], f"only {left.total_seconds():.1f} s of the invocation left")
                 break
             chunk = firings[start : start + PUBLISH_BATCH_LIMIT]
-            chunk_recorded = self._record(self._publish_chunk(chunk, batch), batch)
+            chunk_recorded = self._record(self._hand_over_chunk(chunk, batch), batch)
             if left is not None and time_left is not None:
                 longest_call = max(longest_call, left - time_left())
             recorded |= chunk_recorded
@@ -408,8 +269,60 @@ class AlertDispatcher:
                 break
         return recorded
 
-    def _record(self, published: Sequence[tuple[Firing, str]], batch: _Batch) -> set[str]:
-        """Write the history items of firings SNS accepted; returns the alert ids recorded."""
+    def _hand_over_chunk(self, chunk: Sequence[Firing], batch: _Batch) -> list[tuple[Firing, str | None]]:
+        """Publish the firings of rules without destinations to the alert topic, as ever, and write a
+        pending delivery for each destination of the others; returns what was handed over."""
+        to_topic = [firing for firing in chunk if not firing.rule.notify]
+        routed = [firing for firing in chunk if firing.rule.notify]
+        handed_over: list[tuple[Firing, str | None]] = []
+        if to_topic:
+            handed_over += self._publish_chunk(to_topic, batch)
+        if routed:
+            handed_over += [(firing, None) for firing in self._write_deliveries(routed, batch)]
+        return handed_over
+
+    def _write_deliveries(self, firings: Sequence[Firing], batch: _Batch) -> list[Firing]:
+        """One pending delivery per (firing, destination), each written once: a put on the condition
+        that it does not exist, so a redelivered batch never turns a delivered one back to pending.
+        The delivery table's stream hands them to the delivery function."""
+        names = {name for firing in firings for name in firing.rule.notify}
+        try:
+            pacing = self._destinations.pacing_keys(names)
+        except AWS_ERRORS as error:
+            for firing in firings:
+                batch.fail("destinations", error, firing)
+            return []
+        retention = self.settings.alert_history_retention
+        writes = [
+            (firing, new_delivery_item(pacing[name], name, alert_notice(firing), retention))
+            for firing in firings
+            for name in firing.rule.notify
+        ]
+        with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(writes))) as pool:
+            errors = list(pool.map(self._put_delivery, (item for _, item in writes)))
+        failed: set[str] = set()
+        for (firing, item), error in zip(writes, errors, strict=True):
+            if error is not None:
+                failed.add(firing.alert_id)
+                batch.fail(f"delivery {item['sk']['S']}", error, firing)
+        return [firing for firing in firings if firing.alert_id not in failed]
+
+    def _put_delivery(self, item: dict[str, Any]) -> ClientError | BotoCoreError | None:
+        try:
+            self.clients.dynamodb.put_item(
+                TableName=self.settings.delivery_table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return None  # written by an earlier attempt: handed over already
+            return error
+        except BotoCoreError as error:
+            return error
+        return None
+
+    def _record(self, published: Sequence[tuple[Firing, str | None]], batch: _Batch) -> set[str]:
+        """Write the history items of firings handed over (SNS accepted them, or their deliveries
+        are written); returns the alert ids recorded."""
         if not published:
             return set()
         now = self.clock()

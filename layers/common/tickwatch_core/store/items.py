@@ -258,6 +258,8 @@ def rule_to_item(rule: Rule, *, created_at: datetime) -> AttributeMap:
                 "weekdays_only": hours.weekdays_only,
                 **({"holidays": hours.holidays} if hours.holidays else {}),
             },
+            "notify": list(rule.notify) or None,
+            "template": rule.template,
             "created_at": format_timestamp(created_at),
             "armed": rule.starts_armed,
         }
@@ -328,6 +330,8 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
             kind=RuleKind(values.get("rule_kind", RuleKind.PRICE.value)),
             window=timedelta(seconds=int(values["within_seconds"])) if values.get("within_seconds") else None,
             average=MovingAverage.parse(values["average"]) if values.get("average") else None,
+            notify=tuple(values.get("notify") or ()),
+            template=values.get("template"),
         ),
         state=RuleState(
             armed=bool(values.get("armed", True)),
@@ -346,7 +350,11 @@ def rule_from_values(values: Mapping[str, Any]) -> StoredRule:
 # --- alert history ------------------------------------------------------------------------------
 
 
-def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, retention: timedelta) -> AttributeMap:
+def alert_to_item(
+    firing: Firing, *, published_at: datetime, message_id: str | None, retention: timedelta
+) -> AttributeMap:
+    """An alert's history item. `message_id` is SNS's for an alert published to the topic; None for
+    one handed to its rule's destinations (`notify`), whose deliveries are items of their own."""
     suffix = _alert_sort_suffix(firing)
     return serialize(
         {
@@ -366,6 +374,7 @@ def alert_to_item(firing: Firing, *, published_at: datetime, message_id: str, re
             "fired_at": format_timestamp(firing.at),
             "published_at": format_timestamp(published_at),
             "message_id": message_id,
+            "notify": list(firing.rule.notify) or None,
             TTL_ATTRIBUTE: int((published_at + retention).timestamp()),
         }
     )

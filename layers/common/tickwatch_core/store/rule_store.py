@@ -120,6 +120,8 @@ class RuleStore:
             once=options.once,
             expires_at=options.expires_at,
             hours=options.hours,
+            notify=options.notify,
+            template=options.template,
             kind=kind,
             window=window if kind is RuleKind.MOVE else None,
             average=average if kind is RuleKind.CROSS else None,

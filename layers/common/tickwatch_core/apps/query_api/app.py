@@ -31,6 +31,7 @@ from tickwatch_core.apps.query_api.errors import ApiError, checked, internal, in
 from tickwatch_core.apps.query_api.views import (
     alert_view,
     decode_cursor,
+    destination_view,
     encode_cursor,
     quote_view,
     rule_view,
@@ -38,6 +39,8 @@ from tickwatch_core.apps.query_api.views import (
 from tickwatch_core.aws import AwsClients
 from tickwatch_core.config import QuerySettings
 from tickwatch_core.domain import exact_json
+from tickwatch_core.domain.delivery.destinations import DestinationError, new_destination
+from tickwatch_core.domain.delivery.templates import TemplateError
 from tickwatch_core.domain.rules import (
     SYMBOL_PATTERN,
     RuleOptionError,
@@ -45,6 +48,9 @@ from tickwatch_core.domain.rules import (
     split_rule_id,
     validate_symbol,
 )
+from tickwatch_core.pipeline.delivery.directory import DestinationDirectory, load_destinations
+from tickwatch_core.store.delivery_reader import deliveries_of
+from tickwatch_core.store.destination_store import DestinationExistsError, DestinationStore
 from tickwatch_core.store.market_reader import MarketReader
 from tickwatch_core.store.rule_store import RuleExistsError, RuleStore, UnknownRuleError
 
@@ -70,6 +76,7 @@ class QueryService:
     settings: QuerySettings
     clients: AwsClients = field(default_factory=AwsClients)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _directory: DestinationDirectory | None = field(default=None, init=False, repr=False)
 
     @property
     def reader(self) -> MarketReader:
@@ -78,6 +85,28 @@ class QueryService:
     @property
     def rules(self) -> RuleStore:
         return RuleStore(self.clients.dynamodb, self.settings.table_name, clock=self.clock)
+
+    @property
+    def destinations(self) -> DestinationStore:
+        settings = self.settings
+        return DestinationStore(
+            self.clients.dynamodb,
+            self.clients.secretsmanager,
+            self.clients.sns,
+            settings.delivery_table_name,
+            settings.destination_secret_prefix,
+            settings.alert_topic_arn,
+            clock=self.clock,
+        )
+
+    def deliveries(self, alerts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+        """Each alert's deliveries (see `delivery_reader`); none without a delivery table."""
+        if not self.settings.delivery_table_name:
+            return {}
+        table = self.settings.delivery_table_name
+        if self._directory is None:
+            self._directory = DestinationDirectory(lambda: load_destinations(self.clients.dynamodb, table), self.clock)
+        return deliveries_of(self.clients.dynamodb, table, self._directory, alerts)
 
 
 def _json(payload: Any, status: int = HTTPStatus.OK, headers: dict[str, str] | None = None) -> Response:
@@ -193,7 +222,9 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
                     "key": result.next_key,
                 }
             )
-        return _json({"alerts": [alert_view(values) for values in result.alerts], "next": following})
+        deliveries = service.deliveries(result.alerts)
+        views = [alert_view(values, deliveries.get(values["alert_id"])) for values in result.alerts]
+        return _json({"alerts": views, "next": following})
 
     def _cursor_alone() -> None:
         others = set(app.current_event.query_string_parameters or {}) - {"cursor"}
@@ -223,6 +254,9 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
             options = rule.options(now)
         except RuleOptionError as error:
             raise invalid(error.field, str(error)) from None
+        missing = [name for name in options.notify if service.destinations.get(name) is None]
+        if missing:
+            raise invalid("notify", f"no destination named {missing[0]!r}; add it first (POST /destinations)")
         try:
             created = service.rules.add_condition(symbol, condition, cooldown=cooldown, options=options)
         except RuleExistsError as error:
@@ -246,6 +280,57 @@ def build_app(service: QueryService, *, allowed_origin: str = "*") -> APIGateway
         except UnknownRuleError:
             raise not_found("rule_id", f"no rule {rule_id}") from None
         return _json({"deleted": rule_view(stored, now=service.clock()) if stored else {"rule_id": rule_id}})
+
+    # -- destinations ---------------------------------------------------------------------------
+
+    @app.get(
+        "/destinations",
+        summary="Where alerts go (URLs, tokens and secrets masked); email is the alert topic's subscribers",
+        responses=_answers(models.DestinationsOut, "Destinations"),
+    )
+    def list_destinations():
+        return _json({"destinations": [destination_view(d) for d in service.destinations.list()]})
+
+    @app.post(
+        "/destinations",
+        summary="Add a destination (as tickwatch destinations add); its secrets go to Secrets Manager",
+        responses={**_answers(models.DestinationOut, "The destination", 409, 422), 201: {"description": "Created"}},
+    )
+    def add_destination(destination: Annotated[models.DestinationIn, Body()]):
+        try:
+            new = new_destination(
+                destination.name,
+                destination.kind,
+                url=destination.url,
+                email=destination.email,
+                token=destination.token,
+                chat_id=destination.chat_id,
+                secret=destination.secret,
+                symbols=tuple(destination.symbols or ()),
+                rate=destination.rate,
+                template=destination.template,
+                allow_loopback_http=service.settings.allow_loopback_destinations,
+            )
+            added = service.destinations.add(new)
+        except DestinationExistsError as error:
+            raise ApiError(HTTPStatus.CONFLICT, "conflict", str(error), field="name") from None
+        except (DestinationError, TemplateError) as error:
+            raise invalid(error.field, str(error)) from None
+        return _json(destination_view(added), HTTPStatus.CREATED)
+
+    @app.delete(
+        "/destinations/<name>",
+        summary="Remove a destination, its secret and its subscription",
+        responses=_answers(models.DeletedDestinationOut, "The removed destination", 404, 422),
+    )
+    def delete_destination(name: Annotated[str, Path(max_length=32)]):
+        try:
+            removed = service.destinations.remove(name)
+        except DestinationError as error:
+            raise invalid("name", str(error)) from None
+        if not removed:
+            raise not_found("name", f"no destination named {name!r}")
+        return _json({"deleted": name})
 
     # -- documents ------------------------------------------------------------------------------
 

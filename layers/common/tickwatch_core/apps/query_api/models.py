@@ -54,6 +54,13 @@ class RuleIn(BaseModel):
     holidays: str | None = Field(
         default=None, description="with hours: no alerts on this market's holidays, like NYSE, XNAS, LSE, JPX"
     )
+    notify: list[str] | None = Field(
+        default=None,
+        description='destinations by name, like ["ops", "phone"]; none: the alert topic\'s e-mail subscribers',
+    )
+    template: str | None = Field(
+        default=None, description='the alert\'s own words, like "{symbol} {direction} {level}: {price}"'
+    )
 
     def condition(self, threshold: Decimal | str | None) -> Condition:
         """What the rule watches, checked (raises RuleOptionError naming the field). `threshold` is
@@ -79,6 +86,8 @@ class RuleIn(BaseModel):
             zone=self.tz,
             weekdays=self.weekdays,
             holidays=self.holidays,
+            notify=self.notify,
+            template=self.template,
         )
 
 
@@ -123,6 +132,18 @@ class BarsOut(BaseModel):
     next: str | None = Field(description="pass as cursor= for the next page; null on the last one")
 
 
+class DeliveryOut(BaseModel):
+    destination: str
+    status: Literal["pending", "retrying", "delivered", "failed", "silenced", "dropped", "held", "published"] = Field(
+        description="published: taken by the alert topic (rules without destinations); failed: parked, see "
+        "tickwatch deliveries failed"
+    )
+    attempts: int
+    last_error: str | None = Field(description="the receiver's last answer that was not a success")
+    delivered_at: datetime | None
+    digest_of: int | None = Field(description="delivered in a digest of this many alerts")
+
+
 class AlertOut(BaseModel):
     alert_id: str
     rule_id: str
@@ -141,6 +162,9 @@ class AlertOut(BaseModel):
     price: Number
     fired_at: datetime
     published_at: datetime
+    deliveries: list[DeliveryOut] = Field(
+        description="what became of the alert at each destination of its rule (email: the alert topic)"
+    )
 
 
 class AlertsOut(BaseModel):
@@ -183,6 +207,40 @@ class RulesOut(BaseModel):
 
 class DeletedRuleOut(BaseModel):
     deleted: RuleOut
+
+
+class DestinationIn(BaseModel):
+    """A destination, as `tickwatch destinations add` takes it. Secrets go to Secrets Manager."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1-32 of a-z, 0-9, - and _")
+    kind: Literal["email", "webhook", "slack", "discord", "telegram"]
+    url: str | None = Field(default=None, description="webhook, slack, discord: the HTTPS URL to POST to")
+    secret: str | None = Field(default=None, description="webhook: the signing secret, 16-256 characters")
+    token: str | None = Field(default=None, description="telegram: the bot's token")
+    chat_id: str | None = Field(default=None, description="telegram: the chat, group (-100...) or @channel")
+    email: str | None = Field(default=None, description="email: the address (AWS asks it to confirm first)")
+    symbols: list[str] | None = Field(default=None, description="email: only these symbols' alerts")
+    rate: str | None = Field(default=None, description="webhook: at most this many messages, like 5/s or 30/min")
+    template: str | None = Field(default=None, description="the messages' words, like {symbol} {direction} {level}")
+
+
+class DestinationOut(BaseModel):
+    name: str
+    kind: Literal["email", "webhook", "slack", "discord", "telegram"]
+    target: str = Field(description="the address, the chat, or the URL masked (it holds the webhook's token)")
+    symbols: list[str]
+    limits: list[str] = Field(description="what it is sent at most, like 1/s or 5/2s")
+    template: str | None
+
+
+class DestinationsOut(BaseModel):
+    destinations: list[DestinationOut]
+
+
+class DeletedDestinationOut(BaseModel):
+    deleted: str
 
 
 class ErrorDetail(BaseModel):

@@ -58,7 +58,19 @@ def bar_view(bar: OhlcvBar) -> dict[str, Any]:
     }
 
 
-def alert_view(values: dict[str, Any]) -> dict[str, Any]:
+def destination_view(destination: Any) -> dict[str, Any]:
+    """A destination as the API shows it: nothing secret (the target is masked where it must be)."""
+    return {
+        "name": destination.name,
+        "kind": destination.kind.value,
+        "target": destination.target,
+        "symbols": list(destination.symbols),
+        "limits": [limit.text for limit in destination.limits],
+        "template": destination.template,
+    }
+
+
+def alert_view(values: dict[str, Any], deliveries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     within = values.get("within_seconds")
     return {
         "alert_id": values["alert_id"],
@@ -75,6 +87,10 @@ def alert_view(values: dict[str, Any]) -> dict[str, Any]:
         "price": values["price"],
         "fired_at": parse_time(values["fired_at"]),
         "published_at": parse_time(values["published_at"]),
+        "deliveries": [
+            {**delivery, "delivered_at": parse_time(delivery["delivered_at"]) if delivery["delivered_at"] else None}
+            for delivery in deliveries or []
+        ],
     }
 
 

@@ -108,6 +108,8 @@ class Rule:
     kind: RuleKind = RuleKind.PRICE
     window: timedelta | None = None  # a move rule's `within`
     average: MovingAverage | None = None  # a cross rule's
+    notify: tuple[str, ...] = ()  # destinations by name; none: the alert topic's e-mail, as ever
+    template: str | None = None  # the rule's own message words (delivery's placeholders)
 
     def describe(self) -> str:
         match self.kind:
@@ -118,6 +120,18 @@ class Rule:
             case RuleKind.CROSS:
                 return f"{self.symbol} crosses {self.direction.value} {self.average_text}"
         return f"{self.symbol} {self.direction.value} {format_decimal(self.threshold)}"
+
+    @property
+    def level_text(self) -> str:
+        """A price threshold as it is; a day change as `+3%/day`; a move as `2%/15m`; an average."""
+        match self.kind:
+            case RuleKind.CHANGE:
+                return f"{format_change(self.threshold)}/day"
+            case RuleKind.MOVE:
+                return f"{format_decimal(self.threshold)}%/{self.within_text}"
+            case RuleKind.CROSS:
+                return self.average_text
+        return format_decimal(self.threshold)
 
     @property
     def move_word(self) -> str:
@@ -297,6 +311,8 @@ class RuleOptions:
     once: bool = False
     expires_at: datetime | None = None
     hours: TradingHours | None = None
+    notify: tuple[str, ...] = ()
+    template: str | None = None
 
 
 def parse_options(
@@ -310,10 +326,13 @@ def parse_options(
     zone: str | None = None,
     weekdays: bool = False,
     holidays: str | None = None,
+    notify: str | list[str] | None = None,
+    template: str | None = None,
 ) -> RuleOptions:
     """The options as the CLI (`--rearm 0.5% --once --expires T | --for 7d --hours 09:30-16:00
     --tz ZONE --weekdays --holidays NYSE`) and the API (`rearm`, `once`, `expires`, `for`, `hours`,
-    `tz`, `weekdays`, `holidays`) take them. Raises RuleOptionError naming the option."""
+    `tz`, `weekdays`, `holidays`), with where its alerts go (`--notify ops,phone`, `notify`) and its
+    own message template (`--template`, `template`). Raises RuleOptionError naming the option."""
 
     def check(field: str, parse: Callable[[], Any]) -> Any:
         try:
@@ -339,7 +358,12 @@ def parse_options(
             "tz" if zone is not None else "holidays" if holidays is not None else "hours",
             "a time zone, weekdays and holidays only go with hours, like 09:30-16:00",
         )
-    return RuleOptions(margin, once, expires_at, trading_hours)
+    from tickwatch_core.domain.delivery.destinations import parse_notify
+    from tickwatch_core.domain.delivery.templates import check_template
+
+    destinations = check("notify", lambda: parse_notify(notify))
+    own_words = check("template", lambda: check_template(template)) if template is not None else None
+    return RuleOptions(margin, once, expires_at, trading_hours, destinations, own_words)
 
 
 @dataclass(frozen=True, slots=True)

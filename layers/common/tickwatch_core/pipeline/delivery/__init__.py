@@ -1,0 +1,1 @@
+"""Delivery: recorded alerts -> every destination of their rule, paced, each exactly once."""
