@@ -241,3 +241,29 @@ def test_a_cross_rule_s_month_adds_its_bar_queries_a_round_of_aws_latency_each()
         assert month["bar_read_units"] == pytest.approx(invocations / 120, abs=0.1)
         assert month["usd"]["dynamodb_bar_reads"] == pytest.approx(invocations / 120 * 0.125 / 1e6, abs=1e-4)
         assert month["writes"] == round(invocations / 60)
+
+
+def test_the_delivery_part_measures_every_channel_and_merges_into_an_earlier_report(tmp_path):
+    # Given an earlier report with another part's figures
+    assert main(["--smoke", "--parts", "9", "--out", str(tmp_path)]) == 0
+
+    # When part 11 is measured again and merged
+    assert main(["--smoke", "--parts", "11", "--out", str(tmp_path), "--merge"]) == 0
+
+    # Then both parts are in the report, and the page says which was measured again
+    report = json.loads((tmp_path / "performance.json").read_text())
+    assert "producer" in report
+    rows = {(row["channel"], row["case"]): row for row in report["delivery"]["rows"]}
+    assert set(rows) == {
+        (c, case) for c in ("email", "slack", "discord", "telegram", "webhook") for case in ("one at a time", "burst")
+    }
+    for channel in ("email", "slack", "discord", "telegram", "webhook"):
+        alone, burst = rows[(channel, "one at a time")], rows[(channel, "burst")]
+        assert alone["messages_per_1000_alerts"] == 1000  # each alert its own message
+        assert burst["messages_per_1000_alerts"] == 1  # the burst: one digest, within every limit
+        assert burst["usd_per_1000_alerts"]["total"] < alone["usd_per_1000_alerts"]["total"]
+    # E-mail costs what SNS charges for 1,000 e-mails at least: USD 2 per 100,000.
+    assert rows[("email", "one at a time")]["usd_per_1000_alerts"]["sns"] >= 0.02
+    page = (tmp_path / "performance.md").read_text()
+    assert "### 11. Delivery" in page
+    assert "Part(s) 11 measured again on" in page

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from tickwatch.bench import cost, history, ingest, live, measure, producer, query, rules
+from tickwatch.bench import cost, delivery, history, ingest, live, measure, producer, query, rules
 from tickwatch.template import Template
 
 DOCS = measure.REPOSITORY_ROOT / "docs"
@@ -41,6 +41,7 @@ class Plan:
     producer_runs: int  # part 9: warm runs of the producer per case and AWS stand-in
     # part 10: days of stored bars, minutes of warm-up and measured updates, timed runs
     rule_kinds: tuple[int, int, int, int]
+    delivery_repeats: int = 5  # part 11: runs per channel and case
 
 
 FULL = Plan(
@@ -57,10 +58,11 @@ FULL = Plan(
     history=(3_600_000, 2),
     producer_runs=30,
     rule_kinds=(8, 240, 20, 5),
+    delivery_repeats=5,
 )
-SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2), 2, (2, 20, 2, 2))
+SMOKE = Plan([10, 50], 2, (50, 4, 2), [20, 50], [2, 4], 2, 1, (20, 1), 2, 2, (20_000, 2), 2, (2, 20, 2, 2), 1)
 # Parts 1 to 5 share their measurements, so they run together; 6 to 10 stand alone.
-PARTS = ("1-5", "6", "7", "8", "9", "10")
+PARTS = ("1-5", "6", "7", "8", "9", "10", "11")
 
 
 def parse_parts(text: str) -> set[str]:
@@ -72,7 +74,7 @@ def parse_parts(text: str) -> set[str]:
         elif part in PARTS:
             chosen.add(part)
         else:
-            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 10 (1 to 5 run together)")
+            raise argparse.ArgumentTypeError(f"no part {part!r}: the parts are 1 to 11 (1 to 5 run together)")
     return chosen
 
 
@@ -83,12 +85,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--parts", type=parse_parts, default=set(PARTS), help="only these parts, like 9 or 6,9 (1 to 5 run together)"
     )
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --parts: measure those parts again and keep the others' figures from the existing performance.json",
+    )
     args = parser.parse_args(argv)
     plan = SMOKE if args.smoke else FULL
     started = time.monotonic()
     report = run(plan, progress=lambda text: print(f"bench: {text}", file=sys.stderr, flush=True), parts=args.parts)
-    report["seconds"] = round(time.monotonic() - started, 1)
-    if args.out is None and args.parts != set(PARTS):
+    report["seconds"] = elapsed = round(time.monotonic() - started, 1)
+    if args.merge:
+        out = args.out or DOCS
+        previous = json.loads((out / "performance.json").read_text(encoding="utf-8"))
+        report = previous | {name: value for name, value in report.items() if name not in ("date", "seconds")}
+        report["remeasured"] = {**previous.get("remeasured", {}), ", ".join(sorted(args.parts)): report_date()}
+        args.out = out
+    elif args.out is None and args.parts != set(PARTS):
         # Some parts only: print them, and leave docs/ to a full run.
         print(render_tables(report))
         print(f"bench: parts {', '.join(sorted(args.parts))} in {report['seconds']} s", file=sys.stderr)
@@ -98,8 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "performance.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (args.out / "performance.md").write_text(render(report), encoding="utf-8")
     print(render_tables(report))
-    print(f"bench: wrote {args.out / 'performance.md'} and performance.json in {report['seconds']} s", file=sys.stderr)
+    print(f"bench: wrote {args.out / 'performance.md'} and performance.json in {elapsed} s", file=sys.stderr)
     return 0
+
+
+def report_date() -> str:
+    return datetime.now(UTC).date().isoformat()
 
 
 def run(plan: Plan, progress: Any, parts: Collection[str] = PARTS) -> dict[str, Any]:
@@ -147,6 +164,13 @@ def run(plan: Plan, progress: Any, parts: Collection[str] = PARTS) -> dict[str, 
         progress(f"10. rule kinds: {len(rules.CASES)} rules, {minutes} min of updates after {warm_up} min, {runs} runs")
         report["rule_kinds"] = rules.report(
             rules.measure_rule_kinds(days, warm_up, minutes, runs), prices, memory_gb, architecture
+        )
+    if "11" in parts:
+        progress(
+            f"11. delivery: {len(delivery.CHANNELS)} channels, one at a time and a burst, {plan.delivery_repeats} runs"
+        )
+        report["delivery"] = delivery.report(
+            delivery.measure_delivery(plan.delivery_repeats), prices, memory_gb, architecture
         )
     return report
 
@@ -324,6 +348,8 @@ def render_tables(report: dict[str, Any]) -> str:
         lines += producer.render(report["producer"])
     if "rule_kinds" in report:
         lines += rules.render(report["rule_kinds"])
+    if "delivery" in report:
+        lines += delivery.render(report["delivery"])
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
@@ -505,6 +531,9 @@ def render(report: dict[str, Any]) -> str:
         rules_write_wait=f"{report['rule_kinds']['write_wait_assumed_ms']:g}" if "rule_kinds" in report else "?",
     )
     note = "\n> Smoke run (tiny sizes): these figures only show that the benchmark runs.\n" if report["smoke"] else ""
+    for parts, day in report.get("remeasured", {}).items():
+        note += f"\n> Part(s) {parts} measured again on {day} (`make bench ARGS='--parts {parts} --merge'`); "
+        note += "the other parts are from the run above.\n"
     return header + note + "\n## Results\n\n" + render_tables(report)
 
 

@@ -162,6 +162,8 @@ class FakeDynamoDB:
         elif "sk BETWEEN :lower AND :upper" in KeyConditionExpression:
             lower, upper = values[":lower"]["S"], values[":upper"]["S"]
             keep = lambda sk: lower <= sk <= upper  # noqa: E731
+        elif KeyConditionExpression.strip() == "pk = :pk":
+            keep = lambda sk: True  # noqa: E731
         else:
             raise NotImplementedError(f"key condition {KeyConditionExpression!r} is not supported")
         table = self._table(TableName)
@@ -212,6 +214,10 @@ def _page(found: list[dict[str, Any]], limit: int | None, key_names: tuple[str, 
 class FakeSNS:
     def __init__(self) -> None:
         self.published: list[dict[str, Any]] = []
+
+    def publish(self, *, TopicArn: str, Message: str, **fields: Any) -> dict[str, Any]:
+        self.published.append({"Message": Message, **fields})
+        return {"MessageId": str(uuid.uuid4())}
 
     def publish_batch(self, *, TopicArn: str, PublishBatchRequestEntries: list[dict[str, Any]]) -> dict[str, Any]:
         self.published += PublishBatchRequestEntries
